@@ -1,0 +1,39 @@
+# Template development: `make demo` bakes and exercises the default project, `make test` runs
+# the template's test suite. Both install what they need into .venv from requirements-dev.txt.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+BUILD ?= build
+DEMO := $(BUILD)/my-ml-project
+PYTEST_ARGS ?=
+
+.PHONY: help install lint format test demo clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Create .venv with the pinned tools and the project's dependencies
+$(VENV)/.installed: requirements-dev.txt
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+lint: install ## ruff on hooks and tests
+	$(BIN)/ruff check hooks tests
+	$(BIN)/ruff format --check hooks tests
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix hooks tests
+	$(BIN)/ruff format hooks tests
+
+test: lint ## The template's tests: generation matrix, hooks, pipeline end to end
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+demo: install ## Bake the default project into build/ and run its whole demo
+	rm -rf $(DEMO) $(BUILD)/my-ml-project-dvc-storage
+	$(BIN)/cookiecutter . --no-input --output-dir $(BUILD)
+	$(MAKE) -C $(DEMO) demo VENV=$(abspath $(VENV))
+	@echo "Demo project: $(DEMO) (cd there and run 'make help')"
+
+clean: ## Remove build output (keeps .venv)
+	rm -rf $(BUILD) .pytest_cache .ruff_cache

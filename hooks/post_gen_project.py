@@ -1,0 +1,68 @@
+"""Shape the freshly generated project: prune unused options, record the answers, init git.
+
+Runs inside the generated project folder. No network access and nothing that cannot be undone
+by deleting the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# Answers that describe where cookiecutter ran, not the project: they would leak local paths.
+RUN_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
+
+
+def remove_framework_files(package: str, framework: str) -> None:
+    """Keep only the chosen training framework's module under ``frameworks/``."""
+    for module in Path("src", package, "frameworks").glob("*.py"):
+        if module.stem not in ("__init__", framework):
+            module.unlink()
+
+
+def template_commit(repo_dir: str) -> str | None:
+    """Return the template's git commit when it was generated from a local checkout."""
+    if not shutil.which("git") or not Path(repo_dir, ".git").exists():
+        return None
+    result = subprocess.run(
+        ["git", "-C", repo_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def record_answers(answers: dict[str, object]) -> None:
+    """Write ``.cruft.json`` so ``cruft update`` can apply later template changes."""
+    context = {key: value for key, value in answers.items() if key not in RUN_LOCAL_KEYS}
+    cruft = {
+        "template": answers["_template"],
+        "commit": template_commit(str(answers.get("_repo_dir", ""))),
+        "checkout": answers.get("_checkout"),
+        "context": {"cookiecutter": context},
+        "directory": None,
+        "skip": [],
+    }
+    Path(".cruft.json").write_text(json.dumps(cruft, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def init_git() -> None:
+    """Make the project a git repository (DVC needs one); never touches an enclosing repository."""
+    if not shutil.which("git"):
+        print("NOTICE: git not found; run 'git init' before 'dvc repro'.", file=sys.stderr)
+        return
+    subprocess.run(["git", "init", "--quiet", "--initial-branch=main"], check=True)
+
+
+def main() -> int:
+    """Apply the post-generation steps for the answers rendered into this script."""
+    answers = json.loads(r"""{{ cookiecutter | tojson }}""")
+    remove_framework_files(str(answers["package"]), str(answers["framework"]))
+    record_answers(answers)
+    init_git()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

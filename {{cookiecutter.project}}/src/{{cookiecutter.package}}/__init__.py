@@ -1,0 +1,1 @@
+"""The project's package: pipeline stages, tracking, gates and the ONNX serving app."""

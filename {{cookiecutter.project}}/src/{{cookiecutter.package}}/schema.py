@@ -1,0 +1,108 @@
+"""The data contract, shared by data validation (training) and the serving API.
+
+Loaded from ``data/schema.yaml`` for training and from the model bundle's ``metadata.json``
+for serving, so a served model always speaks the schema it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from typing_extensions import TypedDict
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericColumn(_Strict):
+    """A numeric feature with an optional inclusive range."""
+
+    type: Literal["integer", "number"]
+    min: float | None = None
+    max: float | None = None
+
+
+class CategoryColumn(_Strict):
+    """A categorical feature with its closed set of categories."""
+
+    type: Literal["category"]
+    categories: list[str] = Field(min_length=1)
+
+
+Column = Annotated[NumericColumn | CategoryColumn, Field(discriminator="type")]
+
+
+class Target(_Strict):
+    """The label column and its classes, in the order the model reports probabilities."""
+
+    name: str
+    classes: list[int] = Field(min_length=2)
+
+    def labels(self, probabilities: np.ndarray) -> np.ndarray:
+        """The most probable class of each row."""
+        return np.asarray(self.classes)[probabilities.argmax(axis=1)]
+
+
+class Schema(_Strict):
+    """Feature columns, target and sensitive features of the dataset."""
+
+    target: Target
+    sensitive: list[str] = []
+    columns: dict[str, Column] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Schema:
+        if self.target.name in self.columns:
+            raise ValueError(f"target {self.target.name!r} must not also be a feature column")
+        for name in self.sensitive:
+            if not isinstance(self.columns.get(name), CategoryColumn):
+                raise ValueError(f"sensitive feature {name!r} must be a declared category column")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        """Feature names in declaration order (the model's input order)."""
+        return list(self.columns)
+
+    @classmethod
+    def load(cls, path: Path) -> Schema:
+        """Read a schema from YAML (``data/schema.yaml``) or JSON (a model bundle)."""
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            return cls.model_validate(json.loads(text))
+        import yaml  # Only training reads YAML; keeps the serving path free of it.
+
+        return cls.model_validate(yaml.safe_load(text))
+
+    def request_adapter(self, max_rows: int) -> TypeAdapter[Any]:
+        """Build the validator of a ``/predict`` body: ``{"rows": [{feature: value}, ...]}``.
+
+        Rows are strict: no missing or extra fields, no type coercion, no NaN or infinity,
+        numbers within the declared range and categories from the declared set.
+        """
+        fields: dict[str, Any] = {
+            name: _request_type(column) for name, column in self.columns.items()
+        }
+        row = TypedDict("Row", fields)  # type: ignore[operator]
+        row.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+        # Functional form: the field types exist only at run time, derived from the schema.
+        request = TypedDict(  # type: ignore[operator]  # noqa: UP013
+            "PredictRequest",
+            {"rows": Annotated[list[row], Field(min_length=1, max_length=max_rows)]},
+        )
+        request.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+        return TypeAdapter(request)
+
+
+def _request_type(column: NumericColumn | CategoryColumn) -> Any:
+    if isinstance(column, CategoryColumn):
+        return Literal[tuple(column.categories)]
+    python_type = int if column.type == "integer" else float
+    return Annotated[
+        python_type, Field(strict=True, ge=column.min, le=column.max, allow_inf_nan=False)
+    ]

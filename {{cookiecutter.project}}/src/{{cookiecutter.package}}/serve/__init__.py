@@ -1,0 +1,1 @@
+"""The serving side: onnxruntime and a lean ASGI app, free of training dependencies."""

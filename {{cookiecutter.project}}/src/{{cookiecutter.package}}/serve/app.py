@@ -1,0 +1,202 @@
+"""A lean ASGI app over one onnxruntime session.
+
+No web framework: five routes do not need one, and skipping routing layers, dependency
+injection and per-request model objects is what makes single-row latency small. Request
+bodies are validated straight from bytes by pydantic-core against a validator derived from
+the training schema; every client mistake is answered 4xx with the field at fault.
+
+Routes: ``POST /predict``, ``GET /health`` (live), ``GET /ready`` (503 until the session is
+loaded), ``GET /metrics`` (Prometheus), ``GET /version`` (model hash, git sha, MLflow run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from .metrics import Metrics
+from .model import OnnxModel
+from .settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+ROUTES = {
+    "/predict": "POST",
+    "/health": "GET",
+    "/ready": "GET",
+    "/metrics": "GET",
+    "/version": "GET",
+}
+
+
+class HTTPError(Exception):
+    """A client-facing error: status code plus JSON-able detail."""
+
+    def __init__(
+        self, status: int, detail: Any, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """Keep what the response needs."""
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or []
+
+
+class ServingApp:
+    """The ASGI callable; one instance per worker process."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        """Prepare state; the model loads at lifespan start-up."""
+        self.settings = settings
+        self.metrics = Metrics()
+        self.model: OnnxModel | None = None
+        self.load_error: str | None = None
+        self._validator: Any = None
+        self._loading: asyncio.Future[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Create the onnxruntime session and the request validator from the bundle."""
+        try:
+            model = OnnxModel.load(self.settings.model_dir)
+            self._validator = model.schema.request_adapter(self.settings.max_batch_rows)
+            self.model = model
+            log.info("model %s loaded from %s", model.sha256[:12], self.settings.model_dir)
+        except Exception as error:
+            self.load_error = f"{type(error).__name__}: {error}"
+            log.exception("cannot load the model from %s", self.settings.model_dir)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Load off the event loop so /health answers at once and /ready says 503 meanwhile.
+                self._loading = asyncio.get_running_loop().run_in_executor(None, self.load)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch lifespan and HTTP events."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        route = path if path in ROUTES else "other"
+        try:
+            status, body, content_type = await self._dispatch(path, method, scope, receive)
+            headers: list[tuple[bytes, bytes]] = []
+        except HTTPError as error:
+            status, body, content_type = error.status, orjson.dumps({"detail": error.detail}), JSON
+            headers = error.headers
+        self.metrics.observe_request(route, status)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _dispatch(
+        self, path: str, method: str, scope: Scope, receive: Receive
+    ) -> tuple[int, bytes, bytes]:
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            raise HTTPError(404, f"no route {path}; routes: {', '.join(ROUTES)}")
+        if method != allowed:
+            raise HTTPError(405, f"{path} accepts {allowed} only", [(b"allow", allowed.encode())])
+        if path == "/predict":
+            return 200, await self._predict(scope, receive), JSON
+        if path == "/health":
+            return 200, b'{"status":"ok"}', JSON
+        if path == "/ready":
+            return self._ready()
+        if path == "/metrics":
+            return (
+                200,
+                self.metrics.render(self.model is not None).encode(),
+                b"text/plain; version=0.0.4",
+            )
+        return 200, orjson.dumps(self._version()), JSON
+
+    def _ready(self) -> tuple[int, bytes, bytes]:
+        if self.model is not None:
+            return 200, b'{"status":"ready"}', JSON
+        if self.load_error:
+            return 503, orjson.dumps({"status": "failed", "detail": self.load_error}), JSON
+        return 503, b'{"status":"loading"}', JSON
+
+    def _version(self) -> dict[str, Any]:
+        return {
+            "model_sha256": self.model.sha256 if self.model else None,
+            "framework": self.model.metadata.get("framework") if self.model else None,
+            "git_sha": self.settings.git_sha,
+            "mlflow_run_id": self.settings.mlflow_run_id,
+        }
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type != JSON:
+            raise HTTPError(415, "send the rows as JSON with Content-Type: application/json")
+        limit = self.settings.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPError(413, f"request body larger than {limit} bytes")
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HTTPError(400, "client disconnected before sending the body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise HTTPError(413, f"request body larger than {limit} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    async def _predict(self, scope: Scope, receive: Receive) -> bytes:
+        body = await self._read_body(scope, receive)
+        model = self.model
+        if model is None:
+            raise HTTPError(503, "model not loaded yet; see /ready")
+        started = time.perf_counter()
+        try:
+            rows = self._validator.validate_json(body)["rows"]
+        except ValidationError as error:
+            details = error.errors(include_url=False, include_input=False, include_context=False)
+            status = 400 if any(item["type"] == "json_invalid" for item in details) else 422
+            raise HTTPError(status, details) from None
+        predictions = model.predict_rows(rows).to_json(model.classes)
+        self.metrics.observe_prediction(time.perf_counter() - started, len(rows))
+        return orjson.dumps({"model_sha256": model.sha256, "predictions": predictions})
+
+
+def create_app() -> ServingApp:
+    """Factory for uvicorn (``--factory``): settings come from the environment."""
+    return ServingApp(ServeSettings())
