@@ -44,7 +44,9 @@ def record_answers(answers: dict[str, object]) -> None:
         "directory": None,
         "skip": [],
     }
-    Path(".cruft.json").write_text(json.dumps(cruft, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    Path(".cruft.json").write_text(
+        json.dumps(cruft, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def init_git() -> None:

@@ -32,7 +32,7 @@ def one_of(choices: tuple[str, ...], planned: tuple[str, ...] = ()) -> Rule:
         if value in choices:
             return None
         if value in planned:
-            return f"'{value}' is planned but not available yet; choose one of {', '.join(choices)}"
+            return f"is planned but not available yet; choose one of {', '.join(choices)}"
         return f"must be one of {', '.join(choices)}"
 
     return rule
@@ -40,8 +40,8 @@ def one_of(choices: tuple[str, ...], planned: tuple[str, ...] = ()) -> Rule:
 
 def python_package(value: str) -> str | None:
     """Accept an importable, non-shadowing Python package name."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", value):
-        return "must be lowercase letters, digits and underscores, starting with a letter or _"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", value):
+        return "must be 1-40 lowercase letters, digits and underscores, starting with a letter or _"
     if keyword.iskeyword(value):
         return "is a Python keyword"
     if value in sys.stdlib_module_names:
@@ -67,16 +67,18 @@ def single_line(max_length: int) -> Rule:
 RULES: dict[str, Rule] = {
     "project_name": single_line(100),
     "project": matches(
-        r"[a-z][a-z0-9]*(-[a-z0-9]+)*",
-        "must be lowercase letters and digits separated by single hyphens, starting with a letter",
+        r"(?=.{1,40}$)[a-z][a-z0-9]*(-[a-z0-9]+)*",
+        "must be 1-40 lowercase letters and digits in hyphen-separated words, letter first",
     ),
     "package": python_package,
     "description": single_line(300),
     "author_name": single_line(100),
-    "author_email": matches(r"[^@\s]+@[^@\s]+\.[^@\s]+", "must be an e-mail address like name@example.com"),
+    "author_email": matches(
+        r"[^@\s]+@[^@\s]+\.[^@\s]+", "must be an e-mail address like name@example.com"
+    ),
     "github_owner": matches(
         r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}",
-        "must be a GitHub user or organisation name (letters, digits, single inner hyphens, max 39)",
+        "must be a GitHub user or organisation name (letters, digits, inner hyphens, max 39)",
     ),
     "python_version": one_of(SUPPORTED_PYTHON),
     "framework": one_of(SUPPORTED_FRAMEWORKS, PLANNED_FRAMEWORKS),
@@ -87,7 +89,9 @@ RULES: dict[str, Rule] = {
     "actions_repository": matches(
         r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", "must be a GitHub repository as owner/name"
     ),
-    "actions_ref": matches(r"[A-Za-z0-9][A-Za-z0-9._/-]*", "must be a git tag, branch or commit SHA"),
+    "actions_ref": matches(
+        r"[A-Za-z0-9][A-Za-z0-9._/-]*", "must be a git tag, branch or commit SHA"
+    ),
 }
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package }}.config import Params, Paths
+from {{ cookiecutter.package }}.config import (
+    Params,
+    Paths,
+)
 from {{ cookiecutter.package }}.schema import Schema
 
 PROJECT = Path(__file__).resolve().parents[1]

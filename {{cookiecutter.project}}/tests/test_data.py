@@ -8,7 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package }}.data import DataValidationError, prepare, read_raw, validate_frame
+from {{ cookiecutter.package }}.data import (
+    DataValidationError,
+    prepare,
+    read_raw,
+    validate_frame,
+)
 from {{ cookiecutter.package }}.schema import Schema
 
 from .conftest import PROJECT

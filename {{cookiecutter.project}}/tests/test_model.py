@@ -8,7 +8,10 @@ import numpy as np
 import onnx
 
 from {{ cookiecutter.package }} import frameworks
-from {{ cookiecutter.package }}.config import Params, Paths
+from {{ cookiecutter.package }}.config import (
+    Params,
+    Paths,
+)
 from {{ cookiecutter.package }}.data import read_prepared
 from {{ cookiecutter.package }}.export import parity
 from {{ cookiecutter.package }}.files import read_json

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package }}.config import FairnessBound, ParityBound, ValidateParams
+from {{ cookiecutter.package }}.config import (
+    FairnessBound,
+    ParityBound,
+    ValidateParams,
+)
 from {{ cookiecutter.package }}.report import render
-from {{ cookiecutter.package }}.validate import BaselineError, decide, load_baseline
+from {{ cookiecutter.package }}.validate import (
+    BaselineError,
+    decide,
+    load_baseline,
+)
 
 METRICS = {"accuracy": 0.91, "roc_auc": 0.97}
 FAIRNESS = {"gender": {"demographic_parity_difference": 0.02}}

@@ -1,0 +1,92 @@
+"""Bake projects from this template and give each one an environment to run in.
+
+Every baked project gets a tiny virtualenv whose site-packages links to this test run's
+environment (a ``.pth`` file), so the heavy dependencies are installed once, while the
+project itself is installed editable with its real console script.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def bake(output_dir: Path, **answers: str) -> Path:
+    """Generate a project with ``answers`` over the defaults; return its folder."""
+    return Path(
+        cookiecutter(
+            str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Project:
+    """A baked project and the environment its commands run in."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def python(self) -> str:
+        return str(Path(self.env["VIRTUAL_ENV"]) / "bin" / "python")
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project folder; ``check`` shows its output when it fails."""
+        result = subprocess.run(
+            args, cwd=self.root, env=self.env, capture_output=True, text=True, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(self.python, "-m", "dvc", *args, check=check)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            str(Path(self.env["VIRTUAL_ENV"]) / "bin" / self.root.name), *args, check=check
+        )
+
+
+def install(root: Path, venv: Path) -> Project:
+    """Create ``venv`` linked to this environment and install the project into it, editable."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = venv / "lib" / version / "site-packages"
+    (site / "_template_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    search_path = [str(venv / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]]
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")},
+        "VIRTUAL_ENV": str(venv),
+        "PATH": os.pathsep.join(search_path),
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    project = Project(root=root, env=env)
+    project.run(
+        project.python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        "-e",
+        str(root),
+    )
+    return project

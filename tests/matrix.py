@@ -1,0 +1,49 @@
+"""The option matrix, as data: supported combinations and answers pre-gen must refuse."""
+
+from __future__ import annotations
+
+SUPPORTED: dict[str, dict[str, str]] = {
+    "default": {},
+    "py313-custom-registry": {
+        "python_version": "3.13",
+        "container_registry": "localhost:5000/ml-team",
+        "actions_ref": "0123456789abcdef0123456789abcdef01234567",
+    },
+    "py310-long-names": {
+        "python_version": "3.10",
+        "project_name": "Acme Consumer Credit Risk Scoring Engine",
+        "github_owner": "acme-data-science-platform-engineering",
+    },
+    "tricky-strings": {
+        "project_name": "Zoë's Model",
+        "project": "zoe-model",
+        "description": "Quotes \" and ' and a back\\slash, unicode é ☃ and {braces}",
+        "author_name": 'Zoë "Z" O\'Brien',
+        "author_email": "zoe+ml@example.co.uk",
+    },
+}
+
+# id -> (answers, fragment the error must contain). Values outside a choice list are refused by
+# cookiecutter itself before the hook runs; pre-gen re-checks them for replayed answers.
+UNSUPPORTED: dict[str, tuple[dict[str, str], str]] = {
+    "project-uppercase": (
+        {"project": "My-Project"},
+        "project: 'My-Project' must be 1-40 lowercase",
+    ),
+    "project-double-hyphen": ({"project": "my--project"}, "project: 'my--project' must be 1-40"),
+    "project-too-long": ({"project": "a" * 41}, "must be 1-40 lowercase"),
+    "package-hyphen": ({"package": "my-package"}, "package: 'my-package' must be 1-40 lowercase"),
+    "package-keyword": ({"package": "class"}, "package: 'class' is a Python keyword"),
+    "package-stdlib": ({"package": "json"}, "package: 'json' would shadow the standard-library"),
+    "email": ({"author_email": "not-an-email"}, "author_email: 'not-an-email' must be an e-mail"),
+    "python-too-old": ({"python_version": "3.9"}, "choice variable python_version"),
+    "framework-planned": ({"framework": "pytorch"}, "choice variable framework"),
+    "owner-leading-hyphen": ({"github_owner": "-acme"}, "github_owner: '-acme' must be a GitHub"),
+    "registry-scheme": ({"container_registry": "https://ghcr.io"}, "container_registry: 'https://"),
+    "actions-repository": ({"actions_repository": "no-slash"}, "actions_repository: 'no-slash'"),
+    "empty-name": ({"project_name": " ", "project": "x"}, "project_name: ' ' must not be empty"),
+    "multiline-description": (
+        {"description": "one\ntwo"},
+        "description: 'one\\ntwo' must be a single",
+    ),
+}

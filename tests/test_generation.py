@@ -1,0 +1,192 @@
+"""Every supported option combination bakes the exact expected tree, with meaningful files."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from .baking import TEMPLATE, bake
+from .matrix import SUPPORTED
+
+RUFF = str(Path(sys.executable).parent / "ruff")
+STAGES = ["ingest", "prepare", "train", "evaluate", "export", "validate"]
+# The generated tree, with PACKAGE standing for the package folder.
+EXPECTED_TREE = """
+.cruft.json
+.dvc/.gitignore
+.dvc/config
+.dvcignore
+.gitignore
+Makefile
+README.md
+data/demo/loans.csv
+data/schema.yaml
+dvc.yaml
+params.yaml
+pyproject.toml
+src/PACKAGE/__init__.py
+src/PACKAGE/cli.py
+src/PACKAGE/config.py
+src/PACKAGE/data.py
+src/PACKAGE/evaluate.py
+src/PACKAGE/export.py
+src/PACKAGE/files.py
+src/PACKAGE/frameworks/__init__.py
+src/PACKAGE/frameworks/sklearn.py
+src/PACKAGE/report.py
+src/PACKAGE/schema.py
+src/PACKAGE/serve/__init__.py
+src/PACKAGE/serve/__main__.py
+src/PACKAGE/serve/app.py
+src/PACKAGE/serve/metrics.py
+src/PACKAGE/serve/model.py
+src/PACKAGE/serve/settings.py
+src/PACKAGE/smoke.py
+src/PACKAGE/tracking.py
+src/PACKAGE/train.py
+src/PACKAGE/validate.py
+tests/__init__.py
+tests/conftest.py
+tests/test_data.py
+tests/test_model.py
+tests/test_serve.py
+tests/test_validate.py
+"""
+
+
+@pytest.fixture(scope="module", params=list(SUPPORTED), ids=list(SUPPORTED))
+def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bake(tmp_path_factory.mktemp(request.param), **SUPPORTED[request.param])
+
+
+def answers(project: Path) -> dict[str, str]:
+    return json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+
+
+def files(project: Path) -> list[str]:
+    return sorted(
+        path.relative_to(project).as_posix()
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.relative_to(project).parts
+    )
+
+
+def test_tree_is_exact(baked: Path) -> None:
+    package = answers(baked)["package"]
+    assert files(baked) == EXPECTED_TREE.replace("PACKAGE", package).split()
+
+
+def test_no_template_syntax_left(baked: Path) -> None:
+    leftovers = [
+        name
+        for name in files(baked)
+        if re.search(r"{{|{%|{#|cookiecutter\.", (baked / name).read_text(encoding="utf-8"))
+    ]
+    assert leftovers == []
+
+
+def test_answers_are_recorded_for_updates(baked: Path, request: pytest.FixtureRequest) -> None:
+    cruft = json.loads((baked / ".cruft.json").read_text())
+    assert cruft["template"] == str(TEMPLATE)
+    recorded = cruft["context"]["cookiecutter"]
+    for key, value in SUPPORTED[request.node.callspec.id].items():
+        assert recorded[key] == value
+    assert not {"_output_dir", "_repo_dir", "_checkout"} & set(recorded)
+
+
+def test_pyproject_means_what_the_answers_say(baked: Path) -> None:
+    given = answers(baked)
+    project = tomllib.loads((baked / "pyproject.toml").read_text())["project"]
+    tool = tomllib.loads((baked / "pyproject.toml").read_text())["tool"]
+    assert project["name"] == given["project"]
+    assert project["description"] == given["description"]
+    assert project["authors"] == [{"name": given["author_name"], "email": given["author_email"]}]
+    assert project["requires-python"] == f">={given['python_version']}"
+    assert project["scripts"] == {given["project"]: f"{given['package']}.cli:app"}
+    assert set(project["optional-dependencies"]) == {"serve", "train", "dev"}
+    assert tool["ruff"]["target-version"] == "py" + given["python_version"].replace(".", "")
+
+
+def test_serving_dependencies_exclude_training_libraries(baked: Path) -> None:
+    project = tomllib.loads((baked / "pyproject.toml").read_text())["project"]
+    serving = project["dependencies"] + project["optional-dependencies"]["serve"]
+    names = {Requirement(spec).name for spec in serving}
+    assert names.isdisjoint({"scikit-learn", "mlflow", "dvc", "pandas", "torch", "fairlearn"})
+    assert "onnxruntime" in names
+
+
+def test_dvc_pipeline_chains_the_six_stages(baked: Path) -> None:
+    given = answers(baked)
+    stages = yaml.safe_load((baked / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((baked / "params.yaml").read_text())
+    assert list(stages) == STAGES
+    for name, stage in stages.items():
+        assert stage["cmd"] == f"{given['project']} {name}"
+        for section in stage.get("params", []):
+            assert section in params
+    for index, name in enumerate(STAGES[1:], start=1):
+        earlier = {path for stage in STAGES[:index] for path in _outputs(stages[stage])}
+        assert earlier & set(stages[name]["deps"]), f"{name} consumes nothing from earlier stages"
+    metrics = {next(iter(m)) for m in stages["evaluate"]["metrics"] + stages["export"]["metrics"]}
+    assert metrics == {"metrics/metrics.json", "metrics/fairness.json", "metrics/parity.json"}
+    assert params["validate"]["thresholds"], "gates must ship with thresholds"
+
+
+def _outputs(stage: dict) -> set[str]:
+    entries = [entry for key in ("outs", "metrics") for entry in stage.get(key, [])]
+    return {next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries}
+
+
+def test_schema_declares_a_sensitive_feature(baked: Path) -> None:
+    schema = yaml.safe_load((baked / "data" / "schema.yaml").read_text())
+    assert schema["sensitive"] == ["gender"]
+    assert schema["columns"]["gender"]["type"] == "category"
+
+
+def test_demo_data_is_copied_verbatim(baked: Path) -> None:
+    shipped = TEMPLATE / "{{cookiecutter.project}}" / "data" / "demo" / "loans.csv"
+    assert (baked / "data" / "demo" / "loans.csv").read_bytes() == shipped.read_bytes()
+
+
+def test_project_is_a_git_repository_on_main(baked: Path) -> None:
+    branch = subprocess.run(
+        ["git", "symbolic-ref", "--short", "HEAD"],
+        cwd=baked,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert branch.stdout.strip() == "main"
+
+
+def test_generated_code_is_ruff_clean(baked: Path) -> None:
+    check = subprocess.run([RUFF, "check", "."], cwd=baked, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    formatted = subprocess.run(
+        [RUFF, "format", "--check", "."], cwd=baked, capture_output=True, text=True
+    )
+    assert formatted.returncode == 0, formatted.stdout
+
+
+def test_pinned_environment_satisfies_the_project_ranges(baked: Path) -> None:
+    project = tomllib.loads((baked / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(spec) for spec in project["dependencies"]]
+    for extra in project["optional-dependencies"].values():
+        requirements += [Requirement(spec) for spec in extra]
+    unmet = [
+        f"{req.name} {version(req.name)} not in {req.specifier}"
+        for req in requirements
+        if req.name != project["name"]
+        and (req.marker is None or req.marker.evaluate())
+        and not req.specifier.contains(version(req.name), prereleases=True)
+    ]
+    assert unmet == []
