@@ -143,7 +143,7 @@ def test_bad_data_stops_prepare_and_leaves_nothing_cached(
 def test_model_trained_on_shuffled_labels_is_rejected(project: Project) -> None:
     def shuffle(rows: Rows) -> Rows:
         labels = [row["approved"] for row in rows]
-        random.Random(0).shuffle(labels)
+        random.Random(0).shuffle(labels)  # noqa: S311 - reproducible test data, not crypto
         return [{**row, "approved": label} for row, label in zip(rows, labels, strict=True)]
 
     edit_demo_data(project, shuffle)
