@@ -28,6 +28,8 @@ EXPECTED_TREE = """
 .gitignore
 Makefile
 README.md
+benchmarks/fastapi_reference.py
+benchmarks/serve_vs_mlflow.py
 data/demo/loans.csv
 data/schema.yaml
 dvc.yaml
@@ -47,6 +49,7 @@ src/PACKAGE/schema.py
 src/PACKAGE/serve/__init__.py
 src/PACKAGE/serve/__main__.py
 src/PACKAGE/serve/app.py
+src/PACKAGE/serve/batching.py
 src/PACKAGE/serve/metrics.py
 src/PACKAGE/serve/model.py
 src/PACKAGE/serve/settings.py
@@ -56,6 +59,7 @@ src/PACKAGE/train.py
 src/PACKAGE/validate.py
 tests/__init__.py
 tests/conftest.py
+tests/test_batching.py
 tests/test_data.py
 tests/test_model.py
 tests/test_serve.py

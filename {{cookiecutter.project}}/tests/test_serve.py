@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,20 @@ def test_smoke_test_passes_against_the_server(server: Client, workspace: Path) -
     )
     assert result["bad_request"]["status"] == 422
     assert len(result["good_request"]["predictions"]) == 3
+
+
+def test_concurrent_clients_each_get_their_own_prediction(server: Client, workspace: Path) -> None:
+    rows = [{**ROW, "debt_ratio": round(0.035 * index, 3)} for index in range(24)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda row: server.predict({"rows": [row]}), rows))
+    model = OnnxModel.load(workspace / "models" / "serving")
+    expected = model.predict_rows(rows).to_json(model.classes)
+    assert len({answer["predictions"][0]["label"] for _, answer in answers}) == 2
+    for (status, answer), want in zip(answers, expected, strict=True):
+        assert status == 200
+        got = answer["predictions"][0]
+        assert got["label"] == want["label"]
+        assert math.isclose(got["probabilities"]["1"], want["probabilities"]["1"], abs_tol=1e-7)
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from .batching import Batcher
 from .metrics import Metrics
 from .model import OnnxModel
 from .settings import ServeSettings
@@ -61,7 +62,7 @@ class ServingApp:
         """Prepare state; the model loads at lifespan start-up."""
         self.settings = settings
         self.metrics = Metrics()
-        self.model: OnnxModel | None = None
+        self.batcher: Batcher | None = None  # set once the model is loaded
         self.load_error: str | None = None
         self._validator: Any = None
         self._loading: asyncio.Future[None] | None = None
@@ -73,7 +74,7 @@ class ServingApp:
         try:
             model = OnnxModel.load(self.settings.model_dir)
             self._validator = model.schema.request_adapter(self.settings.max_batch_rows)
-            self.model = model
+            self.batcher = Batcher(model, self.settings.max_batch_rows)
             log.info("model %s loaded from %s", model.sha256[:12], self.settings.model_dir)
         except Exception as error:
             self.load_error = f"{type(error).__name__}: {error}"
@@ -89,6 +90,11 @@ class ServingApp:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    @property
+    def model(self) -> OnnxModel | None:
+        """The loaded model, or None while loading (or after loading failed)."""
+        return self.batcher.model if self.batcher else None
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -182,8 +188,8 @@ class ServingApp:
 
     async def _predict(self, scope: Scope, receive: Receive) -> bytes:
         body = await self._read_body(scope, receive)
-        model = self.model
-        if model is None:
+        batcher = self.batcher
+        if batcher is None:
             raise HTTPError(503, "model not loaded yet; see /ready")
         started = time.perf_counter()
         try:
@@ -192,9 +198,9 @@ class ServingApp:
             details = error.errors(include_url=False, include_input=False, include_context=False)
             status = 400 if any(item["type"] == "json_invalid" for item in details) else 422
             raise HTTPError(status, details) from None
-        predictions = model.predict_rows(rows).to_json(model.classes)
+        predictions = (await batcher.predict(rows)).to_json(batcher.model.classes)
         self.metrics.observe_prediction(time.perf_counter() - started, len(rows))
-        return orjson.dumps({"model_sha256": model.sha256, "predictions": predictions})
+        return orjson.dumps({"model_sha256": batcher.model.sha256, "predictions": predictions})
 
 
 def create_app() -> ServingApp:

@@ -43,6 +43,10 @@ class Prediction:
     labels: np.ndarray
     probabilities: np.ndarray
 
+    def slice(self, start: int, end: int) -> Prediction:
+        """The rows ``start:end`` of the batch."""
+        return Prediction(self.labels[start:end], self.probabilities[start:end])
+
     def to_json(self, classes: Sequence[int]) -> list[dict[str, Any]]:
         """The API's form: one ``{"label", "probabilities": {class: p}}`` per row."""
         names = [str(cls) for cls in classes]
