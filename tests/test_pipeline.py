@@ -89,10 +89,13 @@ print(json.dumps({"params": run.data.params, "tags": run.data.tags,
     assert "gender.demographic_parity_difference" in run["metrics"]
     assert {"evaluation"} <= set(run["artifacts"])
     onnx_hash = run["tags"]["model.onnx_sha256"]
-    served = json.loads(project.cli("smoke").stdout)
+    served = json.loads(project.cli("smoke", "--json").stdout)
     assert served["good_request"]["status"] == 200
     assert served["bad_request"]["status"] == 422
     assert served["bad_request"]["detail"][0]["loc"] == ["rows", 0, "age"]
+    readable = project.cli("smoke").stdout
+    assert "good request -> 200, labels [1, 0, 0] as expected" in readable
+    assert "bad request  -> 422, rows.0.age: Field required" in readable
     version = project.run(
         project.python,
         "-c",

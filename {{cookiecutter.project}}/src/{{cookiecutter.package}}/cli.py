@@ -162,6 +162,7 @@ def smoke(
     ] = None,
     model_dir: Annotated[Path, typer.Option(help="Bundle holding example.json.")] = Paths.bundle,
     deadline: Annotated[float, typer.Option(help="Seconds to wait for /ready.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
     """Smoke-test a server: /ready, one real prediction, one bad request."""
     from .smoke import EXAMPLE_FILE, SmokeTestError, smoke_test
@@ -185,7 +186,17 @@ def smoke(
         if server is not None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-    typer.echo(json.dumps(result, indent=2))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    good, bad = result["good_request"], result["bad_request"]
+    labels = [prediction["label"] for prediction in good["predictions"]]
+    problem = bad["detail"][0]
+    typer.echo(f"Smoke test of {url}: ready after {result['ready_after_seconds']} s")
+    typer.echo(f"  good request -> {good['status']}, labels {labels} as expected")
+    typer.echo(
+        f"  bad request  -> {bad['status']}, {'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+    )
 
 
 @app.command()
