@@ -18,13 +18,13 @@ $(VENV)/.installed: requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-lint: install ## ruff on hooks and tests
-	$(BIN)/ruff check hooks tests
-	$(BIN)/ruff format --check hooks tests
+lint: install ## ruff on hooks, tests and actions
+	$(BIN)/ruff check hooks tests actions
+	$(BIN)/ruff format --check hooks tests actions
 
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix hooks tests
-	$(BIN)/ruff format hooks tests
+	$(BIN)/ruff check --fix hooks tests actions
+	$(BIN)/ruff format hooks tests actions
 
 test: lint ## The template's tests: generation matrix, hooks, pipeline end to end
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

@@ -34,7 +34,7 @@ def test_same_seed_and_data_give_the_same_model(in_workspace: Path, schema: Sche
 def test_evaluate_writes_metrics_and_fairness(in_workspace: Path) -> None:
     metrics = read_json(Paths.metrics)
     assert set(metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
-    assert 0.85 < metrics["accuracy"] <= 1.0
+    assert 0.5 < metrics["accuracy"] <= 1.0  # better than chance; the gates own the thresholds
     fairness = read_json(Paths.fairness)["gender"]
     assert set(fairness["by_group"]) == {"female", "male"}
     rates = [group["selection_rate"] for group in fairness["by_group"].values()]

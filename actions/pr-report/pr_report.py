@@ -1,0 +1,118 @@
+"""Create or update one sticky pull-request comment holding the model report.
+
+The comment is found again by a hidden marker, so every push to the pull request updates the
+same comment instead of adding one. Pull requests from forks get a read-only token: the
+report then stays in the job summary, with a notice saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import workflow
+
+PER_PAGE = 100
+
+
+class GitHub:
+    """The few REST calls the report needs."""
+
+    def __init__(self, api_url: str, repository: str, token: str) -> None:
+        self.base = f"{api_url.rstrip('/')}/repos/{repository}"
+        self.token = token
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - the runner's API URL
+            f"{self.base}{path}",
+            data=data,
+            method=method,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {self.token}",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+
+    def find_comment(self, number: int, marker: str) -> int | None:
+        """The id of the comment carrying ``marker``, paging through all comments."""
+        page = 1
+        while True:
+            comments = self.call(
+                "GET", f"/issues/{number}/comments?per_page={PER_PAGE}&page={page}"
+            )
+            for comment in comments:
+                if marker in (comment.get("body") or ""):
+                    return int(comment["id"])
+            if len(comments) < PER_PAGE:
+                return None
+            page += 1
+
+    def upsert_comment(self, number: int, marker: str, body: str) -> tuple[int, str]:
+        """Update the marked comment, or create it; returns its id and what was done."""
+        existing = self.find_comment(number, marker)
+        if existing is None:
+            created = self.call("POST", f"/issues/{number}/comments", {"body": body})
+            return int(created["id"]), "created"
+        self.call("PATCH", f"/issues/comments/{existing}", {"body": body})
+        return existing, "updated"
+
+
+def comment_body(report: str, marker: str) -> str:
+    """The report with the hidden marker that identifies the sticky comment."""
+    return f"<!-- {marker} -->\n{report}"
+
+
+def from_fork(event: dict[str, Any], repository: str) -> bool:
+    """Whether the pull request's head lives in another repository."""
+    head = event.get("pull_request", {}).get("head", {}).get("repo") or {}
+    return head.get("full_name", repository) != repository
+
+
+def degrade(reason: str) -> int:
+    """Keep the report in the summary and say why no comment was posted."""
+    message = f"Report not posted as a pull-request comment: {reason}. It is in this job summary."
+    workflow.notice(message)
+    workflow.append_summary(f"> [!NOTE]\n> {message}")
+    workflow.set_output("posted", "false")
+    return 0
+
+
+def main() -> int:
+    """Post or update the comment; outputs ``posted`` and ``comment-id``."""
+    report = Path(workflow.input_value("report")).read_text(encoding="utf-8")
+    marker = workflow.input_value("marker", "gitops-mlops-report")
+    repository = os.environ["GITHUB_REPOSITORY"]
+    event = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
+    number = event.get("pull_request", {}).get("number")
+    if number is None:
+        return degrade("this run is not for a pull request")
+    if from_fork(event, repository):
+        return degrade("pull requests from forks get a read-only token")
+    github = GitHub(os.environ["GITHUB_API_URL"], repository, workflow.input_value("github-token"))
+    try:
+        comment_id, action = github.upsert_comment(
+            int(number), marker, comment_body(report, marker)
+        )
+    except urllib.error.HTTPError as failure:
+        if failure.code in (401, 403, 404):
+            return degrade(f"the token may not write comments (HTTP {failure.code})")
+        raise
+    workflow.notice(f"pull-request comment {comment_id} {action}")
+    workflow.set_output("posted", "true")
+    workflow.set_output("comment-id", str(comment_id))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""A local stand-in for the GitHub REST API, answering with recorded responses.
+
+The GitHub API cannot be reached from the test machine. This server replays the shapes of
+real responses (``recordings/github/*.json``: list, create and update issue comments, and
+the 403 a read-only fork token gets) and records every request, so tests can assert on
+the exact calls and bodies the pr-report action sends.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+RECORDINGS = Path(__file__).parent / "recordings" / "github"
+
+
+def recording(name: str) -> dict[str, Any]:
+    return json.loads((RECORDINGS / f"{name}.json").read_text())
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    authorization: str
+    body: dict[str, Any] | None
+
+
+@dataclass
+class FakeGitHub:
+    """Issue comments of one repository, in memory; ``forbid_writes`` mimics a fork token."""
+
+    repository: str = "example-org/my-ml-project"
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    forbid_writes: bool = False
+    next_id: int = 1998877665
+
+    def add_comment(self, body: str, template: str = "issue_comment") -> dict[str, Any]:
+        comment = copy.deepcopy(recording(template))
+        comment["id"], comment["body"] = self.next_id, body
+        self.next_id += 1
+        self.comments.append(comment)
+        return comment
+
+    def handle(self, method: str, path: str, body: dict | None) -> tuple[int, Any]:
+        prefix = f"/repos/{self.repository}"
+        if not path.startswith(prefix):
+            return 404, {"message": "Not Found"}
+        route = path[len(prefix) :]
+        if method != "GET" and self.forbid_writes:
+            return 403, recording("forbidden")
+        if listing := re.fullmatch(r"/issues/(\d+)/comments\?per_page=(\d+)&page=(\d+)", route):
+            size, page = int(listing.group(2)), int(listing.group(3))
+            return 200, self.comments[(page - 1) * size : page * size]
+        if method == "POST" and re.fullmatch(r"/issues/\d+/comments", route):
+            return 201, self.add_comment(body["body"])
+        if method == "PATCH" and (match := re.fullmatch(r"/issues/comments/(\d+)", route)):
+            for comment in self.comments:
+                if comment["id"] == int(match.group(1)):
+                    comment["body"] = body["body"]
+                    return 200, comment
+        return 404, {"message": "Not Found"}
+
+
+class Server:
+    """Serve a :class:`FakeGitHub` on a free localhost port, in a thread."""
+
+    def __init__(self, github: FakeGitHub) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def _respond(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                github.requests.append(
+                    Request(self.command, self.path, self.headers.get("Authorization", ""), body)
+                )
+                status, payload = github.handle(self.command, self.path, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = _respond  # noqa: N815 - http.server's names
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.github = github
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
