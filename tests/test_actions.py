@@ -28,6 +28,7 @@ def load(action: str, script: str) -> ModuleType:
 
 
 pr_report = load("pr-report", "pr_report")
+github_api = load("lib", "github")
 validate_model = load("validate-model", "validate_model")
 
 
@@ -96,7 +97,7 @@ def test_pr_report_finds_its_comment_beyond_the_first_page(
     pull_request: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     github = FakeGitHub()
-    for index in range(pr_report.PER_PAGE):
+    for index in range(github_api.PER_PAGE):
         github.add_comment(f"chatter {index}", template="other_comment")
     sticky = github.add_comment(f"<!-- {MARKER} -->\nold report")
     with Server(github) as server:

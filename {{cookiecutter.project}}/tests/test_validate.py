@@ -109,3 +109,13 @@ def test_baseline_from_git_ref(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_explicit_baseline_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(BaselineError, match="does not exist"):
         load_baseline(tmp_path / "missing.json", None)
+
+
+def test_report_charts_baseline_and_current_metrics() -> None:
+    baseline = {"accuracy": 0.9}
+    verdict = decide(METRICS, FAIRNESS, PARITY, params(accuracy=0.85), baseline, "git main")
+    report = render(verdict)
+    assert "```mermaid\nxychart-beta" in report
+    assert "x-axis [accuracy, roc_auc]" in report
+    assert "  bar [0.9000, 0.0000]\n  bar [0.9100, 0.9700]" in report
+    assert 'title "Test metrics (baseline then current)"' in report

@@ -1,0 +1,135 @@
+"""GitOps rollout: write ``image@digest`` into an environment's overlay and commit it.
+
+``push`` mode commits to the branch Argo CD watches (staging); ``pull-request`` mode pushes a
+promotion branch and opens a pull request (production: a person approves the change in git).
+With a kubeconfig, push mode then waits for the Deployment to run the new image, and reverts
+the commit in git if it does not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workflow
+from github import GitHub
+from gitops import commit_paths, git, push_with_retry, revert
+from overlay import set_image
+from verify import kubernetes_reader, wait
+
+Apply = Callable[[], str | None]
+
+
+def overlay_path(root: str, environment: str) -> Path:
+    """The environment's kustomization.yaml, which must exist."""
+    path = Path(root) / environment / "kustomization.yaml"
+    if not path.is_file():
+        workflow.fail(f"no overlay for environment {environment!r}: {path} does not exist")
+    return path
+
+
+def message(environment: str, image: str, digest: str, model: str) -> str:
+    """Commit message naming the model version and the digest."""
+    run = ""
+    if os.environ.get("GITHUB_RUN_ID"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        repository, run_id = os.environ["GITHUB_REPOSITORY"], os.environ["GITHUB_RUN_ID"]
+        run = f"\nRun: {server}/{repository}/actions/runs/{run_id}"
+    return (
+        f"Roll out model {model or 'unknown'} to {environment}\n\n"
+        f"Image: {image}@{digest}\nModel: {model or 'unknown'}{run}\n"
+    )
+
+
+def applier(path: Path, container: str, image: str, digest: str, text: str) -> Apply:
+    """The edit-and-commit step, re-runnable on top of a newer remote head."""
+
+    def apply() -> str | None:
+        path.write_text(
+            set_image(path.read_text(encoding="utf-8"), container, image, digest), encoding="utf-8"
+        )
+        return commit_paths([path], text)
+
+    return apply
+
+
+def namespace_of(path: Path) -> str:
+    """The overlay's ``namespace:``, where its Deployment lives."""
+    found = re.search(r"^namespace:\s*(\S+)", path.read_text(encoding="utf-8"), re.M)
+    if not found:
+        workflow.fail(f"{path} sets no namespace: give the namespace input")
+    return found.group(1)
+
+
+def verify_or_revert(sha: str, branch: str, path: Path, image: str, digest: str) -> int:
+    """Wait for the cluster; on failure push a revert commit and fail with the reason."""
+    kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
+    kubeconfig.write_text(workflow.input_value("kubeconfig"), encoding="utf-8")
+    kubeconfig.chmod(0o600)
+    namespace = workflow.input_value("namespace") or namespace_of(path)
+    name = workflow.input_value("deployment", "model-server")
+    deadline = float(workflow.input_value("timeout-seconds", "600"))
+    observation = wait(
+        kubernetes_reader(kubeconfig, namespace, name), f"{image}@{digest}", deadline
+    )
+    workflow.set_output("verification", observation.state)
+    if observation.state == "complete":
+        workflow.notice(f"rollout verified: {observation.reason}")
+        return 0
+    reverted = revert(sha, branch)
+    workflow.set_output("revert-commit", reverted or "")
+    workflow.fail(
+        f"rollout of {image}@{digest} failed ({observation.reason}); reverted in {reverted}"
+    )
+    return 1
+
+
+def main() -> int:
+    """Roll out; outputs ``commit``, ``pull-request-url``, ``verification``, ``revert-commit``."""
+    environment = workflow.input_value("environment")
+    image, digest = workflow.input_value("image"), workflow.input_value("digest")
+    model = workflow.input_value("model-version")
+    path = overlay_path(workflow.input_value("overlay-root", "deploy/k8s/overlays"), environment)
+    container = workflow.input_value("container", "model-server")
+    text = message(environment, image, digest, model)
+    apply = applier(path, container, image, digest, text)
+
+    if workflow.input_value("mode", "push") == "pull-request":
+        branch = f"promote/{environment}-{digest.removeprefix('sha256:')[:12]}"
+        base = os.environ.get("GITHUB_REF_NAME", "main")
+        git("checkout", "--quiet", "-B", branch)
+        if apply() is None:
+            workflow.notice(f"{environment} already runs {image}@{digest}")
+            return 0
+        git("push", "--quiet", "--force-with-lease", "origin", f"HEAD:refs/heads/{branch}")
+        github = GitHub(
+            os.environ["GITHUB_API_URL"],
+            os.environ["GITHUB_REPOSITORY"],
+            workflow.input_value("github-token"),
+        )
+        pull = github.open_pull_request(branch, base, text.splitlines()[0], text)
+        workflow.set_output("pull-request-url", pull["html_url"])
+        workflow.notice(f"promotion pull request: {pull['html_url']}")
+        return 0
+
+    branch = workflow.input_value("branch") or os.environ.get("GITHUB_REF_NAME", "main")
+    sha = push_with_retry(branch, apply)
+    if sha is None:
+        workflow.notice(f"{environment} already runs {image}@{digest}: nothing to commit")
+        return 0
+    workflow.set_output("commit", sha)
+    workflow.notice(f"{environment} now points at {image}@{digest} ({sha[:12]})")
+    if not workflow.input_value("kubeconfig"):
+        workflow.set_output("verification", "skipped")
+        return 0
+    return verify_or_revert(sha, branch, path, image, digest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

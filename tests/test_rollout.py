@@ -1,0 +1,250 @@
+"""The rollout action against real git: a bare repository stands for the remote.
+
+Verification is tested against Deployment API responses (``recordings/deployments``): the
+Kubernetes API cannot run here, so the sequences are hand-assembled in the exact JSON shape
+``GET /apis/apps/v1/namespaces/{ns}/deployments/{name}`` returns, trimmed to the fields a
+rollout reads. The real end-to-end check runs on GitHub runners against a kind cluster.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from .baking import TEMPLATE, bake
+
+ROLLOUT = TEMPLATE / "actions" / "rollout"
+sys.path[:0] = [str(ROLLOUT), str(TEMPLATE / "actions" / "lib")]
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROLLOUT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+overlay, gitops, verify, rollout = (load(n) for n in ("overlay", "gitops", "verify", "rollout"))
+
+IMAGE = "localhost:5000/example-org/my-ml-project"
+FIRST, SECOND = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+SEQUENCES = json.loads((TEMPLATE / "tests/recordings/deployments/sequences.json").read_text())
+STAGING = Path("deploy/k8s/overlays/staging/kustomization.yaml")
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "ci",
+    "GIT_AUTHOR_EMAIL": "ci@example.com",
+    "GIT_COMMITTER_NAME": "ci",
+    "GIT_COMMITTER_EMAIL": "ci@example.com",
+}
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bare repository holding a freshly baked project on main."""
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    project = bake(tmp_path / "baked")
+    git("add", "-A", cwd=project)
+    git("commit", "-qm", "project", cwd=project)
+    bare = tmp_path / "remote.git"
+    git("clone", "-q", "--bare", str(project), str(bare), cwd=tmp_path)
+    return bare
+
+
+def clone(remote: Path, name: str) -> Path:
+    target = remote.parent / name
+    git("clone", "-q", str(remote), str(target), cwd=remote.parent)
+    return target
+
+
+def remote_file(remote: Path, path: Path) -> str:
+    return git("show", f"main:{path.as_posix()}", cwd=remote)
+
+
+def run_rollout(checkout: Path, digest: str, **inputs: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **subprocess.os.environ,
+        **IDENTITY,
+        "INPUT_ENVIRONMENT": "staging",
+        "INPUT_IMAGE": IMAGE,
+        "INPUT_DIGEST": digest,
+        "INPUT_MODEL_VERSION": "4df214d7844f",
+        "GITHUB_REF_NAME": "main",
+        **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
+    }
+    return subprocess.run(
+        [sys.executable, str(ROLLOUT / "rollout.py")],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# -- overlay editing -------------------------------------------------------------------------
+
+
+def test_set_image_changes_only_the_image_lines(remote: Path) -> None:
+    before = remote_file(remote, STAGING) + "\n"
+    after = overlay.set_image(before, "model-server", IMAGE, FIRST)
+    changed = [
+        (old, new)
+        for old, new in zip(before.splitlines(), after.splitlines(), strict=True)
+        if old != new
+    ]
+    assert changed == [
+        ("    newName: ghcr.io/example-org/my-ml-project", f"    newName: {IMAGE}"),
+        (f"    digest: sha256:{'0' * 64}", f"    digest: {FIRST}"),
+    ]
+
+
+def test_set_image_replaces_a_tag_and_keeps_comments() -> None:
+    text = (
+        "images:  # managed by CD\n"
+        "  - name: other\n"
+        "    newTag: v1\n"
+        "  - name: model-server # the server\n"
+        "    newName: old/repo # where\n"
+        "    newTag: latest\n"
+        "patches: []\n"
+    )
+    assert overlay.set_image(text, "model-server", IMAGE, FIRST) == (
+        "images:  # managed by CD\n"
+        "  - name: other\n"
+        "    newTag: v1\n"
+        "  - name: model-server # the server\n"
+        f"    newName: {IMAGE} # where\n"
+        f"    digest: {FIRST}\n"
+        "patches: []\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "image", "digest", "message"),
+    [
+        ("images:\n  - name: other\n", IMAGE, FIRST, "no images: entry named 'model-server'"),
+        ("resources: []\n", IMAGE, FIRST, "no images: entry"),
+        ("images:\n  - name: model-server\n", IMAGE, "sha256:abc", "digest must look like"),
+        ("images:\n  - name: model-server\n", f"{IMAGE}@{FIRST}", FIRST, "without tag or digest"),
+    ],
+    ids=["other-entry", "no-images", "short-digest", "image-with-digest"],
+)
+def test_set_image_refuses_bad_input(text: str, image: str, digest: str, message: str) -> None:
+    with pytest.raises(overlay.OverlayError, match=message):
+        overlay.set_image(text, "model-server", image, digest)
+
+
+# -- GitOps against a bare remote --------------------------------------------------------------
+
+
+def test_rollout_commits_the_digest_and_nothing_else(remote: Path) -> None:
+    checkout = clone(remote, "ci")
+    before = git("rev-parse", "main", cwd=remote)
+    result = run_rollout(checkout, FIRST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"digest: {FIRST}" in remote_file(remote, STAGING)
+    changed = git("diff", "--name-only", before, "main", cwd=remote).splitlines()
+    assert changed == [STAGING.as_posix()]
+    stat = git("diff", "--numstat", before, "main", cwd=remote)
+    assert stat.split()[:2] == ["2", "2"]
+    message = git("log", "-1", "--format=%B", "main", cwd=remote)
+    assert message.startswith("Roll out model 4df214d7844f to staging")
+    assert f"Image: {IMAGE}@{FIRST}" in message
+    assert "verification=skipped" not in result.stdout  # outputs go to GITHUB_OUTPUT, not stdout
+
+
+def test_rolling_out_the_same_digest_twice_commits_nothing(remote: Path) -> None:
+    checkout = clone(remote, "ci")
+    run_rollout(checkout, FIRST)
+    head = git("rev-parse", "main", cwd=remote)
+    again = run_rollout(checkout, FIRST)
+    assert again.returncode == 0
+    assert "nothing to commit" in again.stdout
+    assert git("rev-parse", "main", cwd=remote) == head
+
+
+def test_concurrent_rollouts_are_rebased_not_lost(remote: Path) -> None:
+    first, second = clone(remote, "first"), clone(remote, "second")  # both start from one head
+    production = Path("deploy/k8s/overlays/production/kustomization.yaml")
+    assert run_rollout(first, FIRST).returncode == 0
+    late = run_rollout(second, SECOND, environment="production")  # its clone is now stale
+    assert late.returncode == 0, late.stdout + late.stderr
+    assert f"digest: {FIRST}" in remote_file(remote, STAGING)
+    assert f"digest: {SECOND}" in remote_file(remote, production)
+    history = git("log", "--format=%s", "main", cwd=remote).splitlines()
+    assert history[:2] == [
+        "Roll out model 4df214d7844f to production",
+        "Roll out model 4df214d7844f to staging",
+    ]
+
+
+def test_a_stale_rollout_of_the_same_overlay_lands_on_top(remote: Path) -> None:
+    first, second = clone(remote, "first"), clone(remote, "second")
+    assert run_rollout(first, FIRST).returncode == 0
+    assert run_rollout(second, SECOND).returncode == 0
+    assert f"digest: {SECOND}" in remote_file(remote, STAGING)
+    assert len(git("log", "--format=%H", "main", cwd=remote).splitlines()) == 3
+
+
+# -- verification --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SEQUENCES["sequences"], ids=list(SEQUENCES["sequences"]))
+def test_verify_classifies_recorded_deployment_sequences(name: str) -> None:
+    case = SEQUENCES["sequences"][name]
+    snapshots = iter(case["snapshots"])
+    last = case["snapshots"][-1]
+    ticks = iter(range(10_000))
+    observation = verify.wait(
+        lambda: next(snapshots, last),
+        SEQUENCES["image"],
+        deadline_seconds=5,
+        clock=lambda: float(next(ticks)),
+        sleep=lambda _: None,
+    )
+    assert observation.state == case["expected"], observation.reason
+    assert case.get("reason", "") in observation.reason
+
+
+def test_failed_verification_reverts_to_the_previous_digest(
+    remote: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Roll out FIRST (verified), then SECOND whose pods crash-loop: SECOND is reverted in git."""
+    checkout = clone(remote, "ci")
+    assert run_rollout(checkout, FIRST).returncode == 0
+    crash = SEQUENCES["sequences"]["crash_looping_new_pods"]["snapshots"][0]
+    monkeypatch.chdir(checkout)
+    monkeypatch.setattr(rollout, "kubernetes_reader", lambda *_: lambda: crash)
+    outputs = tmp_path / "outputs"
+    for key, value in {
+        "INPUT_ENVIRONMENT": "staging",
+        "INPUT_IMAGE": SEQUENCES["image"].split("@")[0],
+        "INPUT_DIGEST": SEQUENCES["image"].split("@")[1],
+        "INPUT_KUBECONFIG": "apiVersion: v1\nkind: Config\n",
+        "INPUT_TIMEOUT_SECONDS": "0",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_OUTPUT": str(outputs),
+    }.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit):
+        rollout.main()
+    assert f"digest: {FIRST}" in remote_file(remote, STAGING)
+    subjects = git("log", "--format=%s", "main", cwd=remote).splitlines()
+    assert subjects[0].startswith('Revert "Roll out model')
+    recorded = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert recorded["verification"] == "failed"
+    assert recorded["revert-commit"] == git("rev-parse", "main", cwd=remote)
