@@ -140,13 +140,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     model_dir: Annotated[Path, typer.Option(help="ONNX bundle written by export.")] = Paths.bundle,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the ONNX model over HTTP (see README for the API)."""
     from .serve.__main__ import run
     from .serve.settings import ServeSettings
 
-    run(ServeSettings(host=host, port=port, model_dir=model_dir, workers=workers))
+    run(ServeSettings(host=host, port=port, model_dir=model_dir))
 
 
 def _free_port() -> int:

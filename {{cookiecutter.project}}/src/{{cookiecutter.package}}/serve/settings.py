@@ -16,8 +16,6 @@ class ServeSettings(BaseSettings):
     model_dir: Path = Path("models/serving")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    # One worker per container: scale with replicas, so /metrics describes the whole process.
-    workers: int = Field(default=1, ge=1)
     max_batch_rows: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Seconds in-flight requests get to finish after SIGTERM before connections are closed.

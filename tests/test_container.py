@@ -1,0 +1,241 @@
+"""The build-container action for real: Docker engine, offline base image, registry with auth.
+
+One project is baked, reproduced and built once per module; the tests then inspect, run,
+push and pull the image it produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .baking import TEMPLATE, Project, bake, install
+from .infra import (
+    Registry,
+    ensure_base_image,
+    ensure_docker,
+    image_size,
+    sh,
+    start_registry,
+)
+
+pytestmark = pytest.mark.e2e
+SCRIPT = TEMPLATE / "actions" / "build-container" / "build_container.py"
+
+
+@dataclass
+class Built:
+    project: Project
+    registry: Registry
+    image: str
+    tag: str
+    digest: str
+    summary: str
+    docker_config: Path
+    base: str
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    ensure_docker()
+    base = ensure_base_image()
+    root = tmp_path_factory.mktemp("container")
+    registry = start_registry(root)
+    project = install(bake(root / "out"), root / "venv")
+    project.dvc("repro")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-qm", "model")
+    image = f"{registry.host}/example-org/my-ml-project"
+    docker_config = root / "docker-config"
+    outputs, summary = root / "outputs", root / "summary.md"
+    env = {
+        **project.env,
+        "VENV": project.env["VIRTUAL_ENV"],
+        "DOCKER_CONFIG": str(docker_config),
+        "GITHUB_OUTPUT": str(outputs),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "INPUT_IMAGE": image,
+        "INPUT_USERNAME": registry.username,
+        "INPUT_PASSWORD": registry.password,
+        "INPUT_BASE_IMAGE": base,
+        "INPUT_NETWORK": "host",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT)], cwd=project.root, env=env, capture_output=True, text=True
+    )
+    print(f"build-container took {time.monotonic() - started:.0f} s")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert registry.password not in result.stdout + result.stderr
+    values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    yield Built(
+        project, registry, image, values["tag"], values["digest"], summary.read_text(),
+        docker_config, base,
+    )  # fmt: skip
+    registry.stop()
+
+
+def docker_as(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return sh("docker", *args, check=False, env={**os.environ, "DOCKER_CONFIG": str(config)})
+
+
+def test_build_outputs_digest_and_lineage(built: Built) -> None:
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", built.digest)
+    head = built.project.run("git", "rev-parse", "HEAD").stdout.strip()
+    assert built.tag == f"{built.image}:sha-{head[:12]}"
+    labels = json.loads(
+        sh("docker", "inspect", "--format={{json .Config.Labels}}", built.tag).stdout
+    )
+    onnx = (built.project.root / "models" / "serving" / "model.onnx").read_bytes()
+    assert labels["org.opencontainers.image.revision"] == head
+    assert labels["io.github.gitops-mlops.model.sha256"] == hashlib.sha256(onnx).hexdigest()
+    lock = (built.project.root / "dvc.lock").read_text()
+    assert labels["io.github.gitops-mlops.model.dvc-md5"] in lock
+    run_id = (built.project.root / "mlflow" / "last_run_id").read_text().strip()
+    assert labels["io.github.gitops-mlops.mlflow.run-id"] == run_id
+    metrics = json.loads((built.project.root / "metrics" / "metrics.json").read_text())
+    assert json.loads(labels["io.github.gitops-mlops.metrics"]) == metrics
+    assert f"| digest | `{built.digest}` |" in built.summary
+
+
+def test_pushed_digest_pulls_back(built: Built) -> None:
+    reference = f"{built.image}@{built.digest}"
+    local_id = sh("docker", "image", "inspect", "--format={{.Id}}", built.tag).stdout.strip()
+    sh("docker", "rmi", built.tag)
+    pulled = docker_as(built.docker_config, "pull", reference)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (
+        sh("docker", "image", "inspect", "--format={{.Id}}", reference).stdout.strip() == local_id
+    )
+    sh("docker", "tag", reference, built.tag)
+
+
+def test_push_without_login_is_refused(built: Built, tmp_path: Path) -> None:
+    anonymous = tmp_path / "no-credentials"
+    anonymous.mkdir()
+    tag = f"{built.registry.host}/example-org/anonymous:1"
+    sh("docker", "tag", built.base, tag)
+    refused = docker_as(anonymous, "push", tag)
+    assert refused.returncode != 0
+    assert re.search(r"no basic auth credentials|unauthorized", refused.stderr + refused.stdout)
+
+
+def test_image_own_layers_stay_under_150_mb(built: Built) -> None:
+    own = image_size(built.tag) - image_size(built.base)
+    print(f"serving image: {image_size(built.tag) / 1e6:.1f} MB, own layers {own / 1e6:.1f} MB")
+    assert own < 150e6
+
+
+def test_image_holds_no_training_code_or_libraries(built: Built) -> None:
+    probe = (
+        "import importlib.util, os;"
+        "print(sorted(m for m in ['sklearn','mlflow','dvc','pandas','torch','fairlearn',"
+        "'skl2onnx','typer','yaml'] if importlib.util.find_spec(m)));"
+        "print(sorted(os.listdir('/app/my_ml_project')))"
+    )
+    out = sh("docker", "run", "--rm", "--entrypoint", "python3", built.tag, "-c", probe).stdout
+    libraries, modules = out.splitlines()
+    assert libraries == "[]"
+    assert modules == "['__init__.py', '__pycache__', 'schema.py', 'serve']"
+    assert sh("docker", "run", "--rm", "--entrypoint", "python3", built.tag, "-c",
+              "import onnxruntime; print(onnxruntime.__version__)").stdout.strip()  # fmt: skip
+
+
+def run_server(tag: str, port: int) -> str:
+    return sh(
+        "docker", "run", "--detach", "--read-only", "--cap-drop=ALL",
+        "--security-opt=no-new-privileges", "--network=host", f"--env=SERVE_PORT={port}", tag,
+    ).stdout.strip()  # fmt: skip
+
+
+def wait_ready(port: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/ready")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"container on {port} never became ready")
+
+
+def test_container_runs_as_non_root_with_read_only_root(built: Built) -> None:
+    assert sh("docker", "inspect", "--format={{.Config.User}}", built.tag).stdout.strip() == (
+        "10001:10001"
+    )
+    container = run_server(built.tag, 18181)
+    try:
+        wait_ready(18181)
+        assert sh("docker", "exec", container, "id", "-u").stdout.strip() == "10001"
+        write = sh("docker", "exec", container, "touch", "/app/probe", check=False)
+        assert write.returncode != 0
+        assert "Read-only file system" in write.stderr
+    finally:
+        sh("docker", "rm", "--force", container)
+
+
+def test_sigterm_during_a_burst_loses_no_request_in_flight(built: Built) -> None:
+    """SIGTERM while requests are in flight: every one of them completes.
+
+    As in the cluster, where the preStop sleep takes the pod out of the Service before
+    SIGTERM, clients stop opening connections first; the signal follows while requests are
+    still being processed.
+    """
+    port = 18182
+    container = run_server(built.tag, port)
+    wait_ready(port)
+    example = json.loads((built.project.root / "models/serving/example.json").read_text())
+    body = json.dumps({"rows": example["rows"] * 300}).encode()  # 900 rows: slow enough to overlap
+    outcomes: Counter[str] = Counter()
+    in_flight: set[int] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        while not stop.is_set():
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            with lock:
+                in_flight.add(number)
+            try:
+                connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                payload = json.loads(connection.getresponse().read())
+                outcomes["ok" if len(payload["predictions"]) == 900 else "wrong"] += 1
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                outcomes[f"lost: {type(error).__name__}"] += 1
+            finally:
+                with lock:
+                    in_flight.discard(number)
+                connection.close()
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    stop.set()  # no new requests from here on (the pod has left the Service)
+    with lock:
+        running_at_sigterm = len(in_flight)
+    sh("docker", "kill", "--signal=TERM", container)
+    for thread in threads:
+        thread.join(timeout=60)
+    exit_code = int(sh("docker", "wait", container).stdout)
+    sh("docker", "rm", "--force", container)
+    assert running_at_sigterm > 0, "no request was in flight when SIGTERM arrived"
+    assert not [key for key in outcomes if key.startswith("lost")], outcomes
+    assert outcomes["wrong"] == 0, outcomes
+    assert outcomes["ok"] > running_at_sigterm
+    assert exit_code in (0, 143)  # uvicorn re-raises SIGTERM after draining
