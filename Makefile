@@ -27,7 +27,7 @@ format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff format hooks tests actions
 
 test: lint ## The template's tests: generation matrix, hooks, pipeline end to end
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 demo: install ## Bake the default project into build/ and run its whole demo
 	rm -rf $(DEMO) $(BUILD)/my-ml-project-dvc-storage

@@ -32,7 +32,7 @@ from .infra import (
     start_registry,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # one engine, one image build
 SCRIPT = TEMPLATE / "actions" / "build-container" / "build_container.py"
 
 

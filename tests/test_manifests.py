@@ -1,0 +1,161 @@
+"""Rendered overlays: valid Kubernetes for two versions, restricted-profile pods, images by digest.
+
+Rendering uses ``kubectl kustomize``; validation uses kubernetes-validate's bundled schemas
+(offline, strict: unknown fields are errors, and a kind without a schema fails instead of
+being skipped).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from .baking import bake
+from .matrix import SUPPORTED
+
+KUBERNETES_VERSIONS = ("1.33.0", "1.36.0")
+ENVIRONMENTS = ("staging", "production")
+EXPECTED_KINDS = [
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "Service",
+]
+# Where production may differ from staging: identity and capacity, nothing else.
+ALLOWED_DIFFERENCES = {
+    "namespace",
+    "instance",
+    "replicas",
+    "minReplicas",
+    "maxReplicas",
+    "minAvailable",
+}
+
+
+@pytest.fixture(scope="module", params=["default", "py313-custom-registry"])
+def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bake(tmp_path_factory.mktemp(request.param), **SUPPORTED[request.param])
+
+
+def render(project: Path, environment: str) -> list[dict[str, Any]]:
+    overlay = project / "deploy" / "k8s" / "overlays" / environment
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
+    )
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_rendered_overlay_validates_strictly(baked: Path, environment: str, version: str) -> None:
+    resources = render(baked, environment)
+    assert sorted(resource["kind"] for resource in resources) == EXPECTED_KINDS
+    for resource in resources:
+        kubernetes_validate.validate(resource, version, strict=True)
+
+
+def pod_problems(pod: dict[str, Any]) -> list[str]:
+    """Pod Security Standards "restricted", plus a read-only root filesystem."""
+    problems = []
+    security = pod.get("securityContext", {})
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(flag):
+            problems.append(f"{flag} is set")
+    if any("hostPath" in volume for volume in pod.get("volumes", [])):
+        problems.append("hostPath volume")
+    for container in pod["containers"] + pod.get("initContainers", []):
+        context = {**security, **container.get("securityContext", {})}
+        name = container["name"]
+        if not context.get("runAsNonRoot"):
+            problems.append(f"{name}: runAsNonRoot not true")
+        if context.get("runAsUser", 1) == 0:
+            problems.append(f"{name}: runs as root")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation not false")
+        if context.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if context.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{name}: capabilities not dropped")
+        if set(context.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: adds capabilities")
+        if context.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: no RuntimeDefault seccomp profile")
+        if not context.get("readOnlyRootFilesystem"):
+            problems.append(f"{name}: root filesystem writable")
+        if "@sha256:" not in container["image"]:
+            problems.append(f"{name}: image {container['image']} not pinned by digest")
+        if not {"readinessProbe", "livenessProbe", "resources"} <= set(container):
+            problems.append(f"{name}: probes or resources missing")
+    return problems
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_pods_meet_the_restricted_profile(baked: Path, environment: str) -> None:
+    (deployment,) = [r for r in render(baked, environment) if r["kind"] == "Deployment"]
+    assert pod_problems(deployment["spec"]["template"]["spec"]) == []
+    strategy = deployment["spec"]["strategy"]["rollingUpdate"]
+    assert strategy["maxUnavailable"] == 0
+    assert (
+        deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"]
+        == "/ready"
+    )
+
+
+def test_the_policy_check_catches_a_bad_pod() -> None:
+    bad = {
+        "hostNetwork": True,
+        "containers": [
+            {"name": "x", "image": "nginx:latest", "securityContext": {"privileged": True}}
+        ],
+    }
+    problems = pod_problems(bad)
+    assert "hostNetwork is set" in problems
+    assert "x: privileged" in problems
+    assert "x: image nginx:latest not pinned by digest" in problems
+    assert len(problems) >= 8
+
+
+def differences(left: Any, right: Any, path: tuple[str, ...] = ()) -> set[str]:
+    """Names of the leaf keys whose values differ between two documents."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        found: set[str] = set()
+        for key in left.keys() | right.keys():
+            found |= differences(left.get(key), right.get(key), (*path, key))
+        return found
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return set().union(*(differences(a, b, path) for a, b in zip(left, right, strict=True)))
+    if left == right:
+        return set()
+    leaf = path[-1] if path else ""
+    return {"instance" if leaf == "app.kubernetes.io/instance" else leaf}
+
+
+def test_overlays_differ_only_where_environments_differ(baked: Path) -> None:
+    staging = {(r["kind"], r["metadata"]["name"]): r for r in render(baked, "staging")}
+    production = {(r["kind"], r["metadata"]["name"]): r for r in render(baked, "production")}
+    assert staging.keys() == production.keys()
+    changed = set().union(*(differences(staging[key], production[key]) for key in staging))
+    assert changed <= ALLOWED_DIFFERENCES, changed - ALLOWED_DIFFERENCES
+    assert {"namespace", "replicas", "minReplicas"} <= changed
+
+
+def test_argo_cd_applications_sync_their_overlays(baked: Path) -> None:
+    answers = yaml.safe_load((baked / ".cruft.json").read_text())["context"]["cookiecutter"]
+    for environment in ENVIRONMENTS:
+        application = yaml.safe_load(
+            (baked / "deploy" / "argocd" / f"{environment}.yaml").read_text()
+        )
+        source = application["spec"]["source"]
+        assert source["repoURL"] == (
+            f"https://github.com/{answers['github_owner']}/{answers['project']}.git"
+        )
+        assert (baked / source["path"] / "kustomization.yaml").is_file()
+        assert application["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+        namespace = application["spec"]["destination"]["namespace"]
+        assert namespace == render(baked, environment)[0]["metadata"]["namespace"]
