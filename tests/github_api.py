@@ -38,6 +38,7 @@ class FakeGitHub:
 
     repository: str = "example-org/my-ml-project"
     comments: list[dict[str, Any]] = field(default_factory=list)
+    pulls: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     forbid_writes: bool = False
     next_id: int = 1998877665
@@ -61,6 +62,18 @@ class FakeGitHub:
             return 200, self.comments[(page - 1) * size : page * size]
         if method == "POST" and re.fullmatch(r"/issues/\d+/comments", route):
             return 201, self.add_comment(body["body"])
+        if method == "GET" and route.startswith("/pulls?"):
+            return 200, [
+                pull
+                for pull in self.pulls
+                if f"head=example-org:{pull['head']['ref']}&" in route + "&"
+            ]
+        if method == "POST" and route == "/pulls":
+            pull = copy.deepcopy(recording("pull_request"))
+            pull.update(title=body["title"], body=body["body"], number=8 + len(self.pulls))
+            pull["head"]["ref"], pull["base"]["ref"] = body["head"], body["base"]
+            self.pulls.append(pull)
+            return 201, pull
         if method == "PATCH" and (match := re.fullmatch(r"/issues/comments/(\d+)", route)):
             for comment in self.comments:
                 if comment["id"] == int(match.group(1)):

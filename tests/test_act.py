@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def actions_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def third_party_stand_ins(project: Project) -> list[str]:
     """``--local-repository`` arguments mapping every pinned third-party action offline."""
     stand_in = TEMPLATE / "tests" / "fixtures" / "offline-action"
-    sources = [project.root / ".github" / "workflows" / "ci.yml"]
+    sources = list((project.root / ".github" / "workflows").glob("*.yml"))
     sources += list((TEMPLATE / "actions").glob("*/action.yml"))
     pins = {
         match.group(1)
@@ -63,10 +64,14 @@ def third_party_stand_ins(project: Project) -> list[str]:
     ]
 
 
-def act(project: Project, actions: Path, tmp_path: Path, event: str, *extra: str) -> ActRun:
+def act(
+    project: Project, actions: Path, tmp_path: Path, event: str, *extra: str, workflow: str = "ci"
+) -> ActRun:
+    """Run a generated workflow with act (for ci.yml, the model job only)."""
     cache = tmp_path / "cache"
+    jobs = ["-j", "model"] if workflow == "ci" else []
     command = [
-        ACT, event, "-W", ".github/workflows/ci.yml", "-j", "model",
+        ACT, event, "-W", f".github/workflows/{workflow}.yml", *jobs,
         "-P", "ubuntu-latest=-self-hosted",
         "--local-repository", f"{ACTIONS_REPOSITORY}@v1={actions}",
         "--env", f"VENV={project.env['VIRTUAL_ENV']}",
@@ -184,3 +189,60 @@ def test_pull_request_with_an_improvement_passes_and_updates_the_comment(
     assert github.requests[1].path.endswith(f"/issues/comments/{earlier['id']}")
     assert "## ✅ Model passed all gates" in earlier["body"]
     assert "+0.0307" in earlier["body"]
+
+
+@pytest.mark.xdist_group("docker")
+def test_cd_builds_pushes_and_commits_the_digest_to_staging(
+    actions_checkout: Path, tmp_path: Path
+) -> None:
+    """cd.yml under act: real image build and push, rollout commit in a bare remote, and the
+    production pull request opened against the recorded GitHub API."""
+    from .infra import ensure_base_image, ensure_docker, start_registry
+
+    ensure_docker()
+    base = ensure_base_image()
+    (tmp_path / "registry").mkdir()
+    registry = start_registry(tmp_path / "registry")
+    try:
+        project = install(
+            bake(tmp_path / "out", container_registry=registry.host), tmp_path / "venv"
+        )
+        remote = tmp_path / "remote.git"
+        commit(project, "initial project")
+        project.run("git", "clone", "-q", "--bare", str(project.root), str(remote))
+        project.run("git", "remote", "add", "origin", str(remote))
+        github = FakeGitHub(repository="example-org/my-ml-project")
+        started = time.monotonic()
+        with Server(github) as server:
+            run = act(
+                project, actions_checkout, tmp_path, "workflow_dispatch",
+                "-s", f"REGISTRY_USERNAME={registry.username}",
+                "-s", f"REGISTRY_PASSWORD={registry.password}",
+                "--var", f"BASE_IMAGE={base}", "--var", "DOCKER_NETWORK=host",
+                "--env", f"GITHUB_API_URL={server.url}",
+                "--env", "GITHUB_REPOSITORY=example-org/my-ml-project",
+                workflow="cd",
+            )  # fmt: skip
+        print(f"act cd.yml took {time.monotonic() - started:.0f} s")
+        assert run.returncode == 0, run.log[-5000:]
+        digest = re.search(r"digest=(sha256:[0-9a-f]{64})", run.log).group(1)
+        overlay = subprocess.run(
+            ["git", "show", "main:deploy/k8s/overlays/staging/kustomization.yaml"],
+            cwd=remote, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert f"digest: {digest}" in overlay
+        assert f"newName: {registry.host}/example-org/my-ml-project" in overlay
+        subject = subprocess.run(
+            ["git", "log", "-1", "--format=%s", "main"], cwd=remote, capture_output=True, text=True
+        ).stdout
+        assert subject.startswith("Roll out model ") and subject.strip().endswith("to staging")
+        branches = subprocess.run(
+            ["git", "branch", "--list", "promote/*"], cwd=remote, capture_output=True, text=True
+        ).stdout
+        assert f"promote/production-{digest[7:19]}" in branches
+        (pull,) = [r for r in github.requests if r.method == "POST"]
+        assert pull.path.endswith("/pulls")
+        assert pull.body["head"] == f"promote/production-{digest[7:19]}"
+        assert registry.password not in run.log
+    finally:
+        registry.stop()
