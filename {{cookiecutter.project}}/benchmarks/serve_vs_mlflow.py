@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from {{ cookiecutter.package }}.smoke import free_port
 
 PACKAGE = "{{ cookiecutter.package }}"
 BUNDLE = Path("models/serving")
@@ -63,13 +64,6 @@ class Server:
     ready_path: str
     predict_path: str
     body: dict
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(url: str, deadline: float = 60.0) -> float:

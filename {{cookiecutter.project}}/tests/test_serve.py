@@ -11,7 +11,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from {{ cookiecutter.package }}.serve.model import OnnxModel
-from {{ cookiecutter.package }}.smoke import smoke_test
+from {{ cookiecutter.package }}.smoke import free_port, smoke_test
 
 MAX_ROWS = 5
 MAX_BODY = 4096
@@ -35,12 +34,6 @@ ROW = {
     "employment": "employed",
     "gender": "female",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Client:

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -148,12 +147,6 @@ def serve(
     run(ServeSettings(host=host, port=port, model_dir=model_dir))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @app.command()
 def smoke(
     url: Annotated[
@@ -164,11 +157,11 @@ def smoke(
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
     """Smoke-test a server: /ready, one real prediction, one bad request."""
-    from .smoke import EXAMPLE_FILE, SmokeTestError, smoke_test
+    from .smoke import EXAMPLE_FILE, SmokeTestError, free_port, smoke_test
 
     server = None
     if url is None:
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "SERVE_PORT": str(port),

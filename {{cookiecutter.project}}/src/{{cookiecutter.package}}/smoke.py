@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +32,13 @@ class Response:
 
     status: int
     body: Any
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on (for a server started just for a test)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def request(url: str, payload: object | None = None, timeout: float = 5.0) -> Response:
