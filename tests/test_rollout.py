@@ -95,6 +95,13 @@ def run_rollout(checkout: Path, digest: str, **inputs: str) -> subprocess.Comple
     )
 
 
+def rolled_out(checkout: Path, digest: str, **inputs: str) -> subprocess.CompletedProcess[str]:
+    """Run the rollout and require it to succeed, showing its output when it does not."""
+    result = run_rollout(checkout, digest, **inputs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 # -- overlay editing -------------------------------------------------------------------------
 
 
@@ -169,10 +176,10 @@ def test_rollout_commits_the_digest_and_nothing_else(remote: Path) -> None:
 
 def test_rolling_out_the_same_digest_twice_commits_nothing(remote: Path) -> None:
     checkout = clone(remote, "ci")
-    run_rollout(checkout, FIRST)
+    rolled_out(checkout, FIRST)
     head = git("rev-parse", "main", cwd=remote)
     again = run_rollout(checkout, FIRST)
-    assert again.returncode == 0
+    assert again.returncode == 0, again.stderr
     assert "nothing to commit" in again.stdout
     assert git("rev-parse", "main", cwd=remote) == head
 
@@ -180,7 +187,7 @@ def test_rolling_out_the_same_digest_twice_commits_nothing(remote: Path) -> None
 def test_concurrent_rollouts_are_rebased_not_lost(remote: Path) -> None:
     first, second = clone(remote, "first"), clone(remote, "second")  # both start from one head
     production = Path("deploy/k8s/overlays/production/kustomization.yaml")
-    assert run_rollout(first, FIRST).returncode == 0
+    rolled_out(first, FIRST)
     late = run_rollout(second, SECOND, environment="production")  # its clone is now stale
     assert late.returncode == 0, late.stdout + late.stderr
     assert f"digest: {FIRST}" in remote_file(remote, STAGING)
@@ -194,8 +201,8 @@ def test_concurrent_rollouts_are_rebased_not_lost(remote: Path) -> None:
 
 def test_a_stale_rollout_of_the_same_overlay_lands_on_top(remote: Path) -> None:
     first, second = clone(remote, "first"), clone(remote, "second")
-    assert run_rollout(first, FIRST).returncode == 0
-    assert run_rollout(second, SECOND).returncode == 0
+    rolled_out(first, FIRST)
+    rolled_out(second, SECOND)
     assert f"digest: {SECOND}" in remote_file(remote, STAGING)
     assert len(git("log", "--format=%H", "main", cwd=remote).splitlines()) == 3
 
@@ -225,7 +232,7 @@ def test_failed_verification_reverts_to_the_previous_digest(
 ) -> None:
     """Roll out FIRST (verified), then SECOND whose pods crash-loop: SECOND is reverted in git."""
     checkout = clone(remote, "ci")
-    assert run_rollout(checkout, FIRST).returncode == 0
+    rolled_out(checkout, FIRST)
     crash = SEQUENCES["sequences"]["crash_looping_new_pods"]["snapshots"][0]
     monkeypatch.chdir(checkout)
     monkeypatch.setattr(rollout, "kubernetes_reader", lambda *_: lambda: crash)
