@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,29 @@ def test_same_seed_and_data_give_the_same_model(in_workspace: Path, schema: Sche
         frameworks.predict_proba(first, features), frameworks.predict_proba(second, features)
     )
     assert frameworks.to_onnx(first, schema) == frameworks.to_onnx(second, schema)
+
+
+def test_onnx_bytes_do_not_depend_on_the_hash_seed(in_workspace: Path) -> None:
+    """Each DVC stage is a new process with its own PYTHONHASHSEED: the export must not vary."""
+    script = (
+        "import hashlib; from pathlib import Path; "
+        f"from {frameworks.__name__} import load, to_onnx; "
+        f"from {Schema.__module__} import Schema; "
+        "model = load(Path('models/model.joblib')); "
+        "print(hashlib.sha256(to_onnx(model, Schema.load(Path('data/schema.yaml')))).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in (0, 11)  # seeds under which skl2onnx emits its opsets in different orders
+    }
+    assert len(digests) == 1
+    assert len(next(iter(digests))) == 64
 
 
 def test_evaluate_writes_metrics_and_fairness(in_workspace: Path) -> None:

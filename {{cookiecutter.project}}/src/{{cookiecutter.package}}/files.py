@@ -21,6 +21,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        temporary.chmod(0o644)  # mkstemp creates 0600; outputs are ordinary files
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)

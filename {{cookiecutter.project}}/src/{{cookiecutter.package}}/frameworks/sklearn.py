@@ -89,4 +89,9 @@ def to_onnx(model: Pipeline, schema: Schema) -> bytes:
         options={id(model.steps[-1][1]): {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
+    # skl2onnx lists the opsets in set order, which changes with PYTHONHASHSEED: sort them so
+    # the same model always serializes to the same bytes (and DVC sees no change).
+    opsets = sorted(onnx_model.opset_import, key=lambda opset: opset.domain)
+    del onnx_model.opset_import[:]
+    onnx_model.opset_import.extend(opsets)
     return onnx_model.SerializeToString()
