@@ -201,8 +201,3 @@ class ServingApp:
         predictions = (await batcher.predict(rows)).to_json(batcher.model.classes)
         self.metrics.observe_prediction(time.perf_counter() - started, len(rows))
         return orjson.dumps({"model_sha256": batcher.model.sha256, "predictions": predictions})
-
-
-def create_app() -> ServingApp:
-    """Factory for uvicorn (``--factory``): settings come from the environment."""
-    return ServingApp(ServeSettings())
