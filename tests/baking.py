@@ -7,16 +7,31 @@ project itself is installed editable with its real console script.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def load_action_script(action: str, script: str) -> ModuleType:
+    """Import ``actions/<action>/<script>.py`` (the folders have hyphens, so not as a package).
+
+    Registered in ``sys.modules`` so that tests can patch names the script's siblings import.
+    """
+    path = TEMPLATE / "actions" / action / f"{script}.py"
+    spec = importlib.util.spec_from_file_location(script, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[script] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def bake(output_dir: Path, **answers: str) -> Path:

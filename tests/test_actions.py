@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from .baking import TEMPLATE, bake, install
+from .baking import TEMPLATE, bake, install, load_action_script
 from .github_api import FakeGitHub, Server
 
 ACTIONS = TEMPLATE / "actions"
 MARKER = "gitops-mlops-report"
 
 
-def load(action: str, script: str) -> ModuleType:
-    path = ACTIONS / action / f"{script}.py"
-    spec = importlib.util.spec_from_file_location(script, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pr_report = load("pr-report", "pr_report")
-github_api = load("lib", "github")
-validate_model = load("validate-model", "validate_model")
+pr_report = load_action_script("pr-report", "pr_report")
+github_api = load_action_script("lib", "github")
+validate_model = load_action_script("validate-model", "validate_model")
 
 
 @pytest.fixture

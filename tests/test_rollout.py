@@ -8,30 +8,22 @@ rollout reads. The real end-to-end check runs on GitHub runners against a kind c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from .baking import TEMPLATE, bake
+from .baking import TEMPLATE, bake, load_action_script
 
 ROLLOUT = TEMPLATE / "actions" / "rollout"
 sys.path[:0] = [str(ROLLOUT), str(TEMPLATE / "actions" / "lib")]
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROLLOUT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-overlay, gitops, verify, rollout = (load(n) for n in ("overlay", "gitops", "verify", "rollout"))
+overlay, gitops, verify, rollout = (
+    load_action_script("rollout", name) for name in ("overlay", "gitops", "verify", "rollout")
+)
 
 IMAGE = "localhost:5000/example-org/my-ml-project"
 FIRST, SECOND = "sha256:" + "1" * 64, "sha256:" + "2" * 64
