@@ -7,7 +7,7 @@ BUILD ?= build
 DEMO := $(BUILD)/my-ml-project
 PYTEST_ARGS ?=
 
-.PHONY: help install lint format test demo clean
+.PHONY: help install lint format test demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -19,12 +19,12 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 lint: install ## ruff on hooks, tests and actions
-	$(BIN)/ruff check hooks tests actions
-	$(BIN)/ruff format --check hooks tests actions
+	$(BIN)/ruff check hooks tests actions benchmarks
+	$(BIN)/ruff format --check hooks tests actions benchmarks
 
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix hooks tests actions
-	$(BIN)/ruff format hooks tests actions
+	$(BIN)/ruff check --fix hooks tests actions benchmarks
+	$(BIN)/ruff format hooks tests actions benchmarks
 
 test: lint ## The template's tests: generation matrix, hooks, pipeline end to end
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -34,6 +34,9 @@ demo: install ## Bake the default project into build/ and run its whole demo
 	$(BIN)/cookiecutter . --no-input --output-dir $(BUILD)
 	$(MAKE) -C $(DEMO) demo VENV=$(abspath $(VENV))
 	@echo "Demo project: $(DEMO) (cd there and run 'make help')"
+
+bench: install ## Serving benchmark on the demo project against mlflow models serve (after make demo; needs wrk)
+	$(BIN)/python benchmarks/serve_vs_mlflow.py --project $(DEMO)
 
 clean: ## Remove build output (keeps .venv)
 	rm -rf $(BUILD) .pytest_cache .ruff_cache

@@ -42,7 +42,9 @@ def record_answers(answers: dict[str, object]) -> None:
         "checkout": answers.get("_checkout"),
         "context": {"cookiecutter": context},
         "directory": None,
-        "skip": [],
+        # This hook writes .cruft.json itself; cruft must not merge the template's rendering
+        # of it into the project (it would leave .cruft.json.rej on every update).
+        "skip": [".cruft.json"],
     }
     Path(".cruft.json").write_text(
         json.dumps(cruft, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

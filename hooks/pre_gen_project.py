@@ -1,7 +1,9 @@
 """Validate every cookiecutter answer before a single file of the project is written.
 
 Each rule names the field and what it expects; all failures are reported at once and the
-hook exits 1, so cookiecutter removes the (still empty) project folder.
+hook exits 1, so cookiecutter removes the (still empty) project folder. The values a choice
+accepts come from the template's ``cookiecutter.json``, the one place they are declared, so a
+replayed answer (``--replay``, ``cruft update``) is checked against the same lists.
 """
 
 from __future__ import annotations
@@ -11,12 +13,19 @@ import keyword
 import re
 import sys
 from collections.abc import Callable
-
-SUPPORTED_PYTHON = ("3.10", "3.11", "3.12", "3.13")
-SUPPORTED_FRAMEWORKS = ("sklearn",)
-PLANNED_FRAMEWORKS = ("pytorch",)
+from pathlib import Path
 
 Rule = Callable[[str], str | None]
+
+# Import names the generated project depends on (plus its own test package): a project or
+# package of the same name would shadow them.
+DEPENDENCY_MODULES = frozenset(
+    {
+        "dvc", "fairlearn", "httptools", "joblib", "mlflow", "numpy", "onnx", "onnxruntime",
+        "orjson", "pandas", "pydantic", "pydantic_settings", "pytest", "ruff", "skl2onnx",
+        "sklearn", "tests", "typer", "uvicorn", "uvloop", "yaml",
+    }
+)  # fmt: skip
 
 
 def matches(pattern: str, expectation: str) -> Rule:
@@ -27,15 +36,25 @@ def matches(pattern: str, expectation: str) -> Rule:
 
 def one_of(choices: tuple[str, ...], planned: tuple[str, ...] = ()) -> Rule:
     """Build a rule that accepts only ``choices``; ``planned`` ones get a friendlier message."""
+    listed = ", ".join(sorted(choices))
 
     def rule(value: str) -> str | None:
         if value in choices:
             return None
         if value in planned:
-            return f"is planned but not available yet; choose one of {', '.join(choices)}"
-        return f"must be one of {', '.join(choices)}"
+            return f"is planned but not available yet; choose one of {listed}"
+        return f"must be one of {listed}"
 
     return rule
+
+
+def shadowing(name: str) -> str | None:
+    """Refuse an import or distribution name that the project itself needs."""
+    if name in sys.stdlib_module_names:
+        return "would shadow the standard-library module of the same name"
+    if name in DEPENDENCY_MODULES:
+        return "would shadow a library the generated project depends on"
+    return None
 
 
 def python_package(value: str) -> str | None:
@@ -44,8 +63,33 @@ def python_package(value: str) -> str | None:
         return "must be 1-40 lowercase letters, digits and underscores, starting with a letter or _"
     if keyword.iskeyword(value):
         return "is a Python keyword"
-    if value in sys.stdlib_module_names:
-        return "would shadow the standard-library module of the same name"
+    return shadowing(value)
+
+
+def project_name(value: str) -> str | None:
+    """Accept a lowercase, hyphenated distribution name that shadows no dependency."""
+    if not re.fullmatch(r"(?=.{1,40}$)[a-z][a-z0-9]*(-[a-z0-9]+)*", value):
+        return "must be 1-40 lowercase letters and digits in hyphen-separated words, letter first"
+    return shadowing(value.replace("-", "_"))
+
+
+def git_ref(value: str) -> str | None:
+    """Accept a tag, branch or commit SHA by git's ref-name rules (git check-ref-format)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value):
+        return "must be a git tag, branch or commit SHA"
+    if ".." in value or "//" in value or value.endswith((".lock", "/", ".")) or "/." in value:
+        return "is not a valid git ref name (no '..', '//', '/.', or trailing '.lock', '/', '.')"
+    return None
+
+
+def registry(value: str) -> str | None:
+    """Accept a registry host with optional port and path, without empty or dot segments."""
+    pattern = r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    if not re.fullmatch(pattern, value) or ".." in value:
+        return (
+            "must be a registry host with optional port and path, "
+            "like ghcr.io or localhost:5000/team"
+        )
     return None
 
 
@@ -57,6 +101,8 @@ def single_line(max_length: int) -> Rule:
             return "must not be empty"
         if "\n" in value or "\r" in value:
             return "must be a single line"
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            return "must not contain control characters"
         if len(value) > max_length:
             return f"must be at most {max_length} characters"
         return None
@@ -64,41 +110,46 @@ def single_line(max_length: int) -> Rule:
     return rule
 
 
-RULES: dict[str, Rule] = {
-    "project_name": single_line(100),
-    "project": matches(
-        r"(?=.{1,40}$)[a-z][a-z0-9]*(-[a-z0-9]+)*",
-        "must be 1-40 lowercase letters and digits in hyphen-separated words, letter first",
-    ),
-    "package": python_package,
-    "description": single_line(300),
-    "author_name": single_line(100),
-    "author_email": matches(
-        r"[^@\s]+@[^@\s]+\.[^@\s]+", "must be an e-mail address like name@example.com"
-    ),
-    "github_owner": matches(
-        r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}",
-        "must be a GitHub user or organisation name (letters, digits, inner hyphens, max 39)",
-    ),
-    "python_version": one_of(SUPPORTED_PYTHON),
-    "framework": one_of(SUPPORTED_FRAMEWORKS, PLANNED_FRAMEWORKS),
-    "container_registry": matches(
-        r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*",
-        "must be a registry host with optional port and path, like ghcr.io or localhost:5000/team",
-    ),
-    "actions_repository": matches(
-        r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", "must be a GitHub repository as owner/name"
-    ),
-    "actions_ref": matches(
-        r"[A-Za-z0-9][A-Za-z0-9._/-]*", "must be a git tag, branch or commit SHA"
-    ),
-}
+def rules(template: dict[str, object] | None) -> dict[str, Rule]:
+    """One rule per question; choice questions accept the lists in ``cookiecutter.json``.
+
+    ``template`` is None when cruft renders recorded answers: it passes them through
+    cookiecutter's ``generate_context``, which already refuses a value outside a choice list.
+    """
+    planned: dict[str, list[str]] = (template or {}).get("_planned", {})  # type: ignore[assignment]
+
+    def choice(key: str) -> Rule:
+        if template is None:
+            return lambda value: None
+        return one_of(tuple(template[key]), tuple(planned.get(key, ())))  # type: ignore[arg-type]
+
+    return {
+        "project_name": single_line(100),
+        "project": project_name,
+        "package": python_package,
+        "description": single_line(300),
+        "author_name": single_line(100),
+        "author_email": matches(
+            r"[^@\s]+@[^@\s]+\.[^@\s]+", "must be an e-mail address like name@example.com"
+        ),
+        "github_owner": matches(
+            r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}",
+            "must be a GitHub user or organisation name (letters, digits, inner hyphens, max 39)",
+        ),
+        "python_version": choice("python_version"),
+        "framework": choice("framework"),
+        "container_registry": registry,
+        "actions_repository": matches(
+            r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", "must be a GitHub repository as owner/name"
+        ),
+        "actions_ref": git_ref,
+    }
 
 
-def problems(answers: dict[str, object]) -> list[str]:
+def problems(answers: dict[str, object], template: dict[str, object] | None) -> list[str]:
     """Return one message per answer that breaks its rule."""
     found = []
-    for field, rule in RULES.items():
+    for field, rule in rules(template).items():
         value = answers.get(field)
         if not isinstance(value, str):
             found.append(f"{field}: must be a string, got {value!r}")
@@ -112,7 +163,13 @@ def problems(answers: dict[str, object]) -> list[str]:
 def main() -> int:
     """Validate the answers cookiecutter rendered into this script."""
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
-    found = problems(answers)
+    repo_dir = answers.get("_repo_dir")
+    template = (
+        json.loads(Path(str(repo_dir), "cookiecutter.json").read_text("utf-8"))
+        if repo_dir
+        else None
+    )
+    found = problems(answers, template)
     for message in found:
         print(f"ERROR: invalid answer {message}", file=sys.stderr)
     return 1 if found else 0

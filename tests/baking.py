@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import yaml
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -24,14 +26,37 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 def load_action_script(action: str, script: str) -> ModuleType:
     """Import ``actions/<action>/<script>.py`` (the folders have hyphens, so not as a package).
 
-    Registered in ``sys.modules`` so that tests can patch names the script's siblings import.
+    Its shared code, ``gitops_mlops``, is importable because pytest puts ``actions/`` on the
+    path (pyproject.toml), as ``action.yml`` does with ``PYTHONPATH``.
     """
     path = TEMPLATE / "actions" / action / f"{script}.py"
     spec = importlib.util.spec_from_file_location(script, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[script] = module
+    sys.modules[script] = module  # dataclasses resolve their annotations through it
     spec.loader.exec_module(module)
     return module
+
+
+def action_env(action: str, **given: str) -> dict[str, str]:
+    """``INPUT_*`` variables as a runner sets them for ``action``: every input declared in its
+    ``action.yml``, at its default (expressions such as ``${{ github.token }}`` read as empty)
+    unless ``given`` (keyword names use ``_`` for ``-``)."""
+    declared = yaml.safe_load((TEMPLATE / "actions" / action / "action.yml").read_text())["inputs"]
+    values = {
+        name: "" if "${{" in str(spec.get("default", "")) else str(spec.get("default", ""))
+        for name, spec in declared.items()
+    }
+    unknown = {name.replace("_", "-") for name in given} - set(values)
+    assert not unknown, f"{action} declares no input {unknown}"
+    values |= {name.replace("_", "-"): value for name, value in given.items()}
+    return {f"INPUT_{name.upper().replace('-', '_')}": value for name, value in values.items()}
+
+
+def fresh(baked: Path, destination: Path) -> Path:
+    """A private copy of a session bake (git repository included), for a test to change."""
+    target = destination / baked.name
+    shutil.copytree(baked, target, symlinks=True)
+    return target
 
 
 def bake(output_dir: Path, **answers: str) -> Path:
@@ -84,6 +109,7 @@ def install(root: Path, venv: Path) -> Project:
     env = {
         **{key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")},
         "VIRTUAL_ENV": str(venv),
+        "VENV": str(venv),  # the project's Makefile runs in this virtualenv
         "PATH": os.pathsep.join(search_path),
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "Test",
@@ -104,4 +130,5 @@ def install(root: Path, venv: Path) -> Project:
         "-e",
         str(root),
     )
+    (venv / ".installed").touch()  # the project's `make install` has nothing left to do
     return project

@@ -14,6 +14,10 @@ SUPPORTED: dict[str, dict[str, str]] = {
         "project_name": "Acme Consumer Credit Risk Scoring Engine",
         "github_owner": "acme-data-science-platform-engineering",
     },
+    "py312-branch-ref": {
+        "python_version": "3.12",
+        "actions_ref": "release/v1.2",
+    },
     "tricky-strings": {
         "project_name": "Zoë's Model",
         "project": "zoe-model",
@@ -42,6 +46,22 @@ UNSUPPORTED: dict[str, tuple[dict[str, str], str]] = {
     "registry-scheme": ({"container_registry": "https://ghcr.io"}, "container_registry: 'https://"),
     "actions-repository": ({"actions_repository": "no-slash"}, "actions_repository: 'no-slash'"),
     "empty-name": ({"project_name": " ", "project": "x"}, "project_name: ' ' must not be empty"),
+    "package-shadows-dependency": (
+        {"package": "numpy"},
+        "package: 'numpy' would shadow a library the generated project depends on",
+    ),
+    "package-tests": ({"package": "tests"}, "package: 'tests' would shadow a library"),
+    "project-shadows-dependency": (
+        {"project": "mlflow", "package": "my_mlflow"},
+        "project: 'mlflow' would shadow a library",
+    ),
+    "ref-double-dot": ({"actions_ref": "a..b"}, "actions_ref: 'a..b' is not a valid git ref"),
+    "ref-lock": ({"actions_ref": "x.lock"}, "actions_ref: 'x.lock' is not a valid git ref"),
+    "registry-dot-dot": (
+        {"container_registry": "ghcr.io/../x"},
+        "container_registry: 'ghcr.io/../x' must be a registry host",
+    ),
+    "control-character": ({"author_name": "Bob\x1b[31m"}, "must not contain control characters"),
     "multiline-description": (
         {"description": "one\ntwo"},
         "description: 'one\\ntwo' must be a single",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .baking import TEMPLATE, Project, bake, install
+from .baking import TEMPLATE, Project, bake, fresh, install
 from .github_api import FakeGitHub, Server
 
 pytestmark = pytest.mark.e2e
@@ -111,8 +111,8 @@ def pull_request_event(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    project = install(bake(tmp_path / "out"), tmp_path / "venv")
+def project(baked_default: Path, tmp_path: Path) -> Project:
+    project = install(fresh(baked_default, tmp_path / "out"), tmp_path / "venv")
     # act names the repository (GITHUB_REPOSITORY) after the origin remote.
     project.run("git", "remote", "add", "origin", f"https://github.com/{REPOSITORY}.git")
     return project
@@ -130,7 +130,7 @@ def test_push_runs_lint_tests_pipeline_and_gates(
     assert "No DVC remote configured" in run.log
     assert "passed=true" in run.log
     assert "## ✅ Model passed all gates" in run.summary
-    assert "Baseline: none (absolute thresholds only)" in run.summary
+    assert "Baseline: no baseline ref given." in run.summary
     for artifact in ("models/serving/model.onnx", "metrics/metrics.json", "plots/roc.csv"):
         assert re.search(rf"\| `{artifact}` \| [1-9]\d* \| `[0-9a-f]{{12}}` \|", run.summary)
 
@@ -158,9 +158,13 @@ def test_pull_request_below_the_gate_fails_and_reports(
         )  # fmt: skip
     assert run.returncode != 0
     assert "The model failed its gates" in run.log
-    assert "model rejected by gate(s): thresholds (accuracy); baseline (accuracy)" in run.log
+    assert (
+        "model rejected by gate(s): thresholds (accuracy, log_loss); baseline (accuracy, log_loss)"
+        in run.log
+    )
     assert "## ❌ Model rejected" in run.summary
-    assert "Baseline: git main" in run.summary
+    main = project.run("git", "rev-parse", "main").stdout.strip()
+    assert f"Baseline: the model of {main[:12]}" in run.summary
     assert "❌ `accuracy` 0.836 >= 0.85" in run.summary
 
     posted = [r for r in github.requests if r.method == "POST"]
@@ -173,7 +177,7 @@ def test_pull_request_below_the_gate_fails_and_reports(
 def test_pull_request_with_an_improvement_passes_and_updates_the_comment(
     project: Project, actions_checkout: Path, tmp_path: Path
 ) -> None:
-    with_baseline_on_main(project, regularisation="0.0005")
+    with_baseline_on_main(project, regularisation="0.01")
     set_regularisation(project, "1.0")
     commit(project, "less regularisation")
     github = FakeGitHub()
@@ -184,18 +188,19 @@ def test_pull_request_with_an_improvement_passes_and_updates_the_comment(
             "-e", str(pull_request_event(tmp_path)), "--env", f"GITHUB_API_URL={server.url}",
         )  # fmt: skip
     assert run.returncode == 0, run.log[-4000:]
-    assert "| accuracy | 0.9093 | 0.8787 | +0.0307 |" in run.summary
+    assert "| accuracy | 0.9093 | 0.9053 | +0.0040 |" in run.summary
     assert [r.method for r in github.requests] == ["GET", "PATCH"]
     assert github.requests[1].path.endswith(f"/issues/comments/{earlier['id']}")
     assert "## ✅ Model passed all gates" in earlier["body"]
-    assert "+0.0307" in earlier["body"]
+    assert "+0.0040" in earlier["body"]
 
 
 @pytest.mark.xdist_group("docker")
 def test_cd_builds_pushes_and_commits_the_digest_to_staging(
     actions_checkout: Path, tmp_path: Path
 ) -> None:
-    """cd.yml under act: real image build and push, rollout commit in a bare remote, and the
+    """cd.yml under act, started by hand: the validated model pulled from the DVC remote (never
+    retrained), a real image build and push, the rollout commit in a bare remote, and the
     production pull request opened against the recorded GitHub API."""
     from .infra import ensure_base_image, ensure_docker, start_registry
 
@@ -208,7 +213,12 @@ def test_cd_builds_pushes_and_commits_the_digest_to_staging(
             bake(tmp_path / "out", container_registry=registry.host), tmp_path / "venv"
         )
         remote = tmp_path / "remote.git"
-        commit(project, "initial project")
+        project.dvc("repro")
+        commit(project, "validated model")
+        storage = tmp_path / "dvc-storage"
+        project.dvc("push", "-r", "local")  # CI shares the model through the remote
+        (tmp_path / "out" / "my-ml-project-dvc-storage").rename(storage)
+        project.run("rm", "-rf", ".dvc/cache", "models", "data/raw", "data/prepared")
         project.run("git", "clone", "-q", "--bare", str(project.root), str(remote))
         project.run("git", "remote", "add", "origin", str(remote))
         github = FakeGitHub(repository="example-org/my-ml-project")
@@ -219,13 +229,23 @@ def test_cd_builds_pushes_and_commits_the_digest_to_staging(
                 "-s", f"REGISTRY_USERNAME={registry.username}",
                 "-s", f"REGISTRY_PASSWORD={registry.password}",
                 "--var", f"BASE_IMAGE={base}", "--var", "DOCKER_NETWORK=host",
+                "--var", f"DVC_REMOTE_URL={storage}",
                 "--env", f"GITHUB_API_URL={server.url}",
                 "--env", "GITHUB_REPOSITORY=example-org/my-ml-project",
                 workflow="cd",
             )  # fmt: skip
         print(f"act cd.yml took {time.monotonic() - started:.0f} s")
         assert run.returncode == 0, run.log[-5000:]
+        assert "dvc-pulled=true" in run.log
+        assert "Running stage" not in run.log  # delivered, not retrained
         digest = re.search(r"digest=(sha256:[0-9a-f]{64})", run.log).group(1)
+        validated = json.loads(
+            subprocess.run(
+                ["git", "show", "main~1:reports/verdict.json"],
+                cwd=remote, capture_output=True, text=True, check=True,
+            ).stdout
+        )["model_sha256"]  # fmt: skip
+        assert f"model-sha256={validated}" in run.log
         overlay = subprocess.run(
             ["git", "show", "main:deploy/k8s/overlays/staging/kustomization.yaml"],
             cwd=remote, capture_output=True, text=True, check=True,

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .baking import TEMPLATE, bake, install, load_action_script
+from gitops_mlops import github as github_api
+
+from .baking import TEMPLATE, fresh, install, load_action_script
 from .github_api import FakeGitHub, Server
 
 ACTIONS = TEMPLATE / "actions"
@@ -18,7 +20,6 @@ MARKER = "gitops-mlops-report"
 
 
 pr_report = load_action_script("pr-report", "pr_report")
-github_api = load_action_script("lib", "github")
 validate_model = load_action_script("validate-model", "validate_model")
 
 
@@ -50,6 +51,7 @@ def pull_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner_files) 
     monkeypatch.setenv("GITHUB_REPOSITORY", "example-org/my-ml-project")
     monkeypatch.setenv("INPUT_REPORT", str(tmp_path / "report.md"))
     monkeypatch.setenv("INPUT_GITHUB_TOKEN", "ghs_recorded")
+    monkeypatch.setenv("INPUT_MARKER", MARKER)
     return tmp_path
 
 
@@ -129,44 +131,31 @@ def test_pr_report_degrades_when_the_token_may_not_write(
     assert "HTTP 403" in runner_files["summary"].read_text()
 
 
-def test_baseline_ref_prefers_the_remote_branch(tmp_path: Path, monkeypatch) -> None:
+def test_baseline_ref_resolves_to_a_commit_preferring_the_remote_branch(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "one"], check=True)
     subprocess.run([*git, "update-ref", "refs/remotes/origin/main", "HEAD"], check=True)
-    assert validate_model.resolve_baseline("main") == "origin/main"
-    assert validate_model.resolve_baseline("HEAD") == "HEAD"
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "two"], check=True)
+    head, remote = (
+        subprocess.run(["git", "rev-parse", ref], capture_output=True, text=True).stdout.strip()
+        for ref in ("HEAD", "origin/main")
+    )
+    assert head != remote
+    assert validate_model.resolve_baseline("main") == remote
+    assert validate_model.resolve_baseline("HEAD") == head
     assert validate_model.resolve_baseline("0" * 40) is None
+    assert validate_model.resolve_baseline("--output=/tmp/x") is None
     assert validate_model.resolve_baseline("") is None
 
 
-def test_failed_gates_name_the_failing_checks() -> None:
-    verdict = {
-        "gates": [
-            {
-                "name": "thresholds",
-                "status": "failed",
-                "detail": "minimum per metric",
-                "checks": [
-                    {"name": "accuracy", "passed": False},
-                    {"name": "roc_auc", "passed": True},
-                ],
-            },
-            {"name": "baseline", "status": "skipped", "detail": "no baseline", "checks": []},
-            {"name": "fairness", "status": "failed", "detail": "no fairness metrics", "checks": []},
-        ]
-    }
-    assert validate_model.failed_gates(verdict) == [
-        "thresholds (accuracy)",
-        "fairness (no fairness metrics)",
-    ]
-
-
 @pytest.mark.e2e
-def test_setup_project_pulls_from_the_given_dvc_remote(tmp_path: Path) -> None:
+def test_setup_project_pulls_from_the_given_dvc_remote(baked_default: Path, tmp_path: Path) -> None:
     """Real DVC: push the raw data to a folder remote, lose it, get it back through the action."""
-    project = install(bake(tmp_path / "out"), tmp_path / "venv")
+    project = install(fresh(baked_default, tmp_path / "out"), tmp_path / "venv")
     project.dvc("repro", "ingest")
     remote = tmp_path / "remote"
     project.dvc("push", "-r", "local")  # the embedded default remote, a sibling folder
@@ -179,6 +168,7 @@ def test_setup_project_pulls_from_the_given_dvc_remote(tmp_path: Path) -> None:
         **project.env,
         "VENV": str(tmp_path / "venv"),
         "INPUT_DVC_REMOTE_URL": str(remote),
+        "PYTHONPATH": str(ACTIONS),
         "GITHUB_OUTPUT": str(output),
         "GITHUB_STEP_SUMMARY": str(summary),
     }

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .baking import TEMPLATE, Project, bake, install
+from .baking import TEMPLATE, Project, action_env
 from .infra import (
     Registry,
     ensure_base_image,
@@ -48,34 +48,44 @@ class Built:
     base: str
 
 
+def build_container(
+    project: Project, root: Path, **inputs: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the action's script in the project as a runner would; outputs go under ``root``."""
+    env = {
+        **project.env,
+        **action_env("build-container", **inputs),
+        "PYTHONPATH": str(TEMPLATE / "actions"),
+        "DOCKER_CONFIG": str(root / "docker-config"),
+        "GITHUB_OUTPUT": str(root / "outputs"),
+        "GITHUB_STEP_SUMMARY": str(root / "summary.md"),
+    }
+    return subprocess.run(
+        [sys.executable, str(SCRIPT)], cwd=project.root, env=env, capture_output=True, text=True
+    )
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+def built(reproduced: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     ensure_docker()
     base = ensure_base_image()
     root = tmp_path_factory.mktemp("container")
     registry = start_registry(root)
-    project = install(bake(root / "out"), root / "venv")
-    project.dvc("repro")
-    project.run("git", "add", "-A")
-    project.run("git", "commit", "-qm", "model")
+    project = reproduced
     image = f"{registry.host}/example-org/my-ml-project"
     docker_config = root / "docker-config"
     outputs, summary = root / "outputs", root / "summary.md"
-    env = {
-        **project.env,
-        "VENV": project.env["VIRTUAL_ENV"],
-        "DOCKER_CONFIG": str(docker_config),
-        "GITHUB_OUTPUT": str(outputs),
-        "GITHUB_STEP_SUMMARY": str(summary),
-        "INPUT_IMAGE": image,
-        "INPUT_USERNAME": registry.username,
-        "INPUT_PASSWORD": registry.password,
-        "INPUT_BASE_IMAGE": base,
-        "INPUT_NETWORK": "host",
-    }
+    manifest = json.loads((project.root / "models/serving/manifest.json").read_text())
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT)], cwd=project.root, env=env, capture_output=True, text=True
+    result = build_container(
+        project,
+        root,
+        image=image,
+        username=registry.username,
+        password=registry.password,
+        base_image=base,
+        network="host",
+        expected_model_sha256=manifest["model_sha256"],
     )
     print(f"build-container took {time.monotonic() - started:.0f} s")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -90,6 +100,37 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
 
 def docker_as(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return sh("docker", *args, check=False, env={**os.environ, "DOCKER_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(
+    ("expected", "reason"),
+    [("0" * 64, "CI validated model 000000000000, the bundle holds")],
+)
+def test_a_model_other_than_the_validated_one_is_refused(
+    reproduced: Project, tmp_path: Path, expected: str, reason: str
+) -> None:
+    """CD ships exactly what CI validated: another hash stops the action before any build."""
+    result = build_container(
+        reproduced, tmp_path, image="localhost:1/x/y", smoke_test="false", push="false",
+        expected_model_sha256=expected,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"::error::refusing to build: {reason}" in result.stdout
+    assert "$ docker build" not in result.stdout
+
+
+def test_a_model_the_verdict_did_not_pass_is_refused(reproduced: Project, tmp_path: Path) -> None:
+    """A bundle changed after validation no longer matches its manifest: no lineage, no build."""
+    project = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(reproduced.root), str(project)], check=True)
+    model = project / "models" / "serving" / "model.onnx"
+    model.chmod(0o644)
+    model.write_bytes(model.read_bytes() + b"\0")
+    changed = Project(root=project, env=reproduced.env)
+    result = build_container(changed, tmp_path, image="localhost:1/x/y", smoke_test="false")
+    assert result.returncode == 1
+    assert "does not match the bundle manifest" in result.stdout + result.stderr
+    assert "$ docker build" not in result.stdout
 
 
 def test_build_outputs_digest_and_lineage(built: Built) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from .baking import TEMPLATE, bake
+from .baking import TEMPLATE, fresh
 from .matrix import SUPPORTED
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")  # ${{ ... }} in workflows is not Jinja
@@ -29,13 +30,14 @@ EXPECTED_TREE = """
 .dvcignore
 .github/workflows/cd.yml
 .github/workflows/ci.yml
+.github/workflows/template-update.yml
 .github/zizmor.yml
 .gitignore
 Dockerfile
 Makefile
 README.md
-benchmarks/fastapi_reference.py
-benchmarks/serve_vs_mlflow.py
+baseline/.gitignore
+baseline/README.md
 data/demo/loans.csv
 data/schema.yaml
 deploy/argocd/production.yaml
@@ -49,43 +51,51 @@ deploy/k8s/base/service.yaml
 deploy/k8s/overlays/production/kustomization.yaml
 deploy/k8s/overlays/staging/kustomization.yaml
 dvc.yaml
+notebooks/README.md
+notebooks/explore.ipynb
 params.yaml
 pyproject.toml
 src/PACKAGE/__init__.py
+src/PACKAGE/baseline.py
 src/PACKAGE/cli.py
 src/PACKAGE/config.py
 src/PACKAGE/data.py
-src/PACKAGE/evaluate.py
-src/PACKAGE/export.py
 src/PACKAGE/files.py
 src/PACKAGE/frameworks/__init__.py
 src/PACKAGE/frameworks/sklearn.py
+src/PACKAGE/gates.py
+src/PACKAGE/lineage.py
+src/PACKAGE/metrics.py
 src/PACKAGE/report.py
 src/PACKAGE/schema.py
 src/PACKAGE/serve/__init__.py
 src/PACKAGE/serve/__main__.py
 src/PACKAGE/serve/app.py
 src/PACKAGE/serve/batching.py
+src/PACKAGE/serve/bundle.py
 src/PACKAGE/serve/metrics.py
 src/PACKAGE/serve/model.py
 src/PACKAGE/serve/settings.py
 src/PACKAGE/smoke.py
+src/PACKAGE/stages/__init__.py
+src/PACKAGE/stages/evaluate.py
+src/PACKAGE/stages/export.py
+src/PACKAGE/stages/ingest.py
+src/PACKAGE/stages/prepare.py
+src/PACKAGE/stages/train.py
+src/PACKAGE/stages/validate.py
 src/PACKAGE/tracking.py
-src/PACKAGE/train.py
-src/PACKAGE/validate.py
+src/PACKAGE/verdict.py
 tests/__init__.py
 tests/conftest.py
 tests/test_batching.py
+tests/test_cli.py
 tests/test_data.py
+tests/test_dvc_dependencies.py
 tests/test_model.py
 tests/test_serve.py
 tests/test_validate.py
 """
-
-
-@pytest.fixture(scope="module", params=list(SUPPORTED), ids=list(SUPPORTED))
-def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bake(tmp_path_factory.mktemp(request.param), **SUPPORTED[request.param])
 
 
 def answers(project: Path) -> dict[str, str]:
@@ -161,6 +171,8 @@ def test_dvc_pipeline_chains_the_six_stages(baked: Path) -> None:
     metrics = {next(iter(m)) for m in stages["evaluate"]["metrics"] + stages["export"]["metrics"]}
     assert metrics == {"metrics/metrics.json", "metrics/fairness.json", "metrics/parity.json"}
     assert params["validate"]["thresholds"], "gates must ship with thresholds"
+    for bound in params["validate"]["thresholds"].values():
+        assert len(bound) == 1 and set(bound) <= {"min", "max"}, bound
 
 
 def _outputs(stage: dict) -> set[str]:
@@ -212,3 +224,66 @@ def test_pinned_environment_satisfies_the_project_ranges(baked: Path) -> None:
         and not req.specifier.contains(version(req.name), prereleases=True)
     ]
     assert unmet == []
+
+
+def run_project_tests(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The baked project's own pytest, importing its package from ``src/`` (no install)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+    )
+
+
+DEPENDENCY_TESTS = 12  # 6 closures + 5 data-contract deps + 1 stage order
+
+
+def test_dvc_dependencies_are_the_import_closure(baked: Path) -> None:
+    """The project's own check: each stage's code deps equal its module's import closure."""
+    result = run_project_tests(baked, "tests/test_dvc_dependencies.py")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"{DEPENDENCY_TESTS} passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("stage", "dependency"),
+    [("train", "schema.py"), ("export", "serve/bundle.py"), ("validate", "verdict.py")],
+)
+def test_the_closure_check_fails_when_dvc_yaml_misses_a_module(
+    baked_default: Path, tmp_path: Path, stage: str, dependency: str
+) -> None:
+    project = fresh(baked_default, tmp_path)
+    dvc_yaml = project / "dvc.yaml"
+    stages = yaml.safe_load(dvc_yaml.read_text())
+    line = f"src/{answers(project)['package']}/{dependency}"
+    stages["stages"][stage]["deps"].remove(line)
+    dvc_yaml.write_text(yaml.safe_dump(stages, sort_keys=False))
+    result = run_project_tests(project, "tests/test_dvc_dependencies.py")
+    assert result.returncode == 1
+    assert f"dvc.yaml: stage {stage} misses these deps" in result.stdout
+    assert f"'{line}'" in result.stdout
+    assert "1 failed, 11 passed" in result.stdout
+
+
+def test_every_choice_is_baked_by_some_supported_combination() -> None:
+    """Choices live in cookiecutter.json only; the matrix must exercise each of them."""
+    choices = {
+        key: values
+        for key, values in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
+        if isinstance(values, list)
+    }
+    for key, values in choices.items():
+        baked_values = {combination.get(key, values[0]) for combination in SUPPORTED.values()}
+        assert baked_values == set(values), key
+
+
+def test_readme_documents_every_question() -> None:
+    options = (TEMPLATE / "README.md").read_text().split("## Options\n")[1].split("\n## ")[0]
+    questions = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    for key, value in questions.items():
+        if not key.startswith("_"):
+            assert f"`{key}`" in options, key
+            for choice in value if isinstance(value, list) else []:
+                assert choice in options, f"{key}: {choice}"

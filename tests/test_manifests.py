@@ -15,9 +15,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .baking import bake
-from .matrix import SUPPORTED
-
 KUBERNETES_VERSIONS = ("1.33.0", "1.36.0")
 ENVIRONMENTS = ("staging", "production")
 EXPECTED_KINDS = [
@@ -31,16 +28,10 @@ EXPECTED_KINDS = [
 ALLOWED_DIFFERENCES = {
     "namespace",
     "instance",
-    "replicas",
     "minReplicas",
     "maxReplicas",
     "minAvailable",
 }
-
-
-@pytest.fixture(scope="module", params=["default", "py313-custom-registry"])
-def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bake(tmp_path_factory.mktemp(request.param), **SUPPORTED[request.param])
 
 
 def render(project: Path, environment: str) -> list[dict[str, Any]]:
@@ -142,7 +133,18 @@ def test_overlays_differ_only_where_environments_differ(baked: Path) -> None:
     assert staging.keys() == production.keys()
     changed = set().union(*(differences(staging[key], production[key]) for key in staging))
     assert changed <= ALLOWED_DIFFERENCES, changed - ALLOWED_DIFFERENCES
-    assert {"namespace", "replicas", "minReplicas"} <= changed
+    assert changed == {"namespace", "instance", "minReplicas", "maxReplicas", "minAvailable"}
+
+
+def test_the_autoscaler_alone_sets_the_replica_count(baked: Path) -> None:
+    """A Deployment's spec.replicas next to an HPA makes Argo CD's self-heal undo scaling."""
+    for environment in ENVIRONMENTS:
+        resources = {r["kind"]: r for r in render(baked, environment)}
+        assert "replicas" not in resources["Deployment"]["spec"]
+        assert (
+            resources["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"]
+            == (resources["Deployment"]["metadata"]["name"])
+        )
 
 
 def test_argo_cd_applications_sync_their_overlays(baked: Path) -> None:

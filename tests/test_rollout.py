@@ -15,15 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from .baking import TEMPLATE, bake, load_action_script
+from gitops_mlops import overlay, verify
+
+from .baking import TEMPLATE, action_env, bake, load_action_script
 
 ROLLOUT = TEMPLATE / "actions" / "rollout"
-sys.path[:0] = [str(ROLLOUT), str(TEMPLATE / "actions" / "lib")]
-
-
-overlay, gitops, verify, rollout = (
-    load_action_script("rollout", name) for name in ("overlay", "gitops", "verify", "rollout")
-)
+rollout = load_action_script("rollout", "rollout")
 
 IMAGE = "localhost:5000/example-org/my-ml-project"
 FIRST, SECOND = "sha256:" + "1" * 64, "sha256:" + "2" * 64
@@ -70,12 +67,14 @@ def run_rollout(checkout: Path, digest: str, **inputs: str) -> subprocess.Comple
     env = {
         **subprocess.os.environ,
         **IDENTITY,
-        "INPUT_ENVIRONMENT": "staging",
-        "INPUT_IMAGE": IMAGE,
-        "INPUT_DIGEST": digest,
-        "INPUT_MODEL_VERSION": "4df214d7844f",
+        **action_env(
+            "rollout",
+            **{"environment": "staging", "image": IMAGE, "model_version": "4df214d7844f"}
+            | inputs
+            | {"digest": digest},
+        ),
         "GITHUB_REF_NAME": "main",
-        **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
+        "PYTHONPATH": str(TEMPLATE / "actions"),
     }
     return subprocess.run(
         [sys.executable, str(ROLLOUT / "rollout.py")],
@@ -229,15 +228,15 @@ def test_failed_verification_reverts_to_the_previous_digest(
     monkeypatch.chdir(checkout)
     monkeypatch.setattr(rollout, "kubernetes_reader", lambda *_: lambda: crash)
     outputs = tmp_path / "outputs"
-    for key, value in {
-        "INPUT_ENVIRONMENT": "staging",
-        "INPUT_IMAGE": SEQUENCES["image"].split("@")[0],
-        "INPUT_DIGEST": SEQUENCES["image"].split("@")[1],
-        "INPUT_KUBECONFIG": "apiVersion: v1\nkind: Config\n",
-        "INPUT_TIMEOUT_SECONDS": "0",
-        "GITHUB_REF_NAME": "main",
-        "GITHUB_OUTPUT": str(outputs),
-    }.items():
+    inputs = action_env(
+        "rollout",
+        environment="staging",
+        image=SEQUENCES["image"].split("@")[0],
+        digest=SEQUENCES["image"].split("@")[1],
+        kubeconfig="apiVersion: v1\nkind: Config\n",
+        timeout_seconds="0",
+    )
+    for key, value in {**inputs, "GITHUB_REF_NAME": "main", "GITHUB_OUTPUT": str(outputs)}.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(SystemExit):
         rollout.main()

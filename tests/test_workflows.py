@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -10,21 +11,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .baking import TEMPLATE, bake
-from .matrix import SUPPORTED
+from gitops_mlops import inputs
+
+from .action_docs import refresh
+from .baking import TEMPLATE, load_action_script
 
 BIN = Path(sys.executable).parent
 PINNED = re.compile(r"uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
-PUSHING_JOBS = {"staging", "production"}  # jobs that commit to git keep their credentials
+PUSHING_JOBS = {"staging", "production", "update", "publish"}  # jobs that push keep credentials
 
 
 def lint(*command: str, cwd: Path = TEMPLATE) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-
-
-@pytest.fixture(scope="module", params=list(SUPPORTED), ids=list(SUPPORTED))
-def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bake(tmp_path_factory.mktemp(request.param), **SUPPORTED[request.param])
 
 
 def workflows(project: Path) -> dict[str, dict]:
@@ -107,9 +105,44 @@ def test_action_scripts_get_inputs_only_through_env() -> None:
 
 def test_every_action_is_documented() -> None:
     for path in (TEMPLATE / "actions").glob("*/action.yml"):
-        action = yaml.safe_load(path.read_text())
-        readme = (path.parent / "README.md").read_text()
+        readme = path.parent / "README.md"
+        text = readme.read_text()
         for heading in ("## About", "## Usage", "## Inputs", "## Outputs"):
-            assert heading in readme, f"{path.parent.name}: {heading}"
-        for name in [*action.get("inputs", {}), *action.get("outputs", {})]:
-            assert f"`{name}`" in readme, f"{path.parent.name} README misses {name}"
+            assert heading in text, f"{path.parent.name}: {heading}"
+        assert refresh(readme) == text, f"{readme}: run python -m tests.action_docs"
+
+
+def action_inputs(path: Path) -> tuple[set[str], set[str], set[str]]:
+    """(declared, passed to the script through env:, used by action.yml itself) input names."""
+    action = yaml.safe_load(path.read_text())
+    declared = set(action.get("inputs", {}))
+    passed, used = set(), set()
+    for step in action["runs"]["steps"]:
+        for key, value in step.get("env", {}).items():
+            if key.startswith("INPUT_"):
+                assert value == f"${{{{ inputs.{key[6:].lower().replace('_', '-')} }}}}", key
+                passed.add(key[6:].lower().replace("_", "-"))
+        rest = {key: value for key, value in step.items() if key != "env"}
+        used |= set(re.findall(r"inputs\.([a-z0-9-]+)", yaml.safe_dump(rest)))
+    return declared, passed, used
+
+
+@pytest.mark.parametrize(
+    ("action", "script"),
+    [
+        ("build-container", "build_container"),
+        ("pr-report", "pr_report"),
+        ("rollout", "rollout"),
+        ("setup-project", "setup_project"),
+        ("validate-model", "validate_model"),
+    ],
+)
+def test_inputs_are_declared_passed_and_read_alike(action: str, script: str) -> None:
+    """What action.yml declares = what it passes to the script (or uses itself) = what the
+    script reads; defaults live in action.yml only, so nothing can be read that is not passed."""
+    declared, passed, used = action_inputs(TEMPLATE / "actions" / action / "action.yml")
+    module = load_action_script(action, script)
+    read = {inputs.input_name(field.name) for field in dataclasses.fields(module.Inputs)}
+    assert read == passed
+    assert declared == passed | used
+    assert passed.isdisjoint(used - passed)

@@ -1,48 +1,63 @@
-"""Build the serving image, label its lineage, smoke-test it running, push it, report its digest.
+"""Build the serving image of a validated model, label its lineage, smoke-test it, push it.
 
-Lineage labels: git sha, model hashes (ONNX SHA-256 and the DVC hash from dvc.lock), MLflow run
-id and the test metrics. The smoke test runs the image as it will run in the cluster (non-root,
-read-only root filesystem, no capabilities) and uses the project's own ``smoke`` command:
-/ready in time, one real prediction equal to the exported model's, one bad request refused.
+The project describes itself (``make lineage``): the image is built only when the model in
+the workspace is the one its verdict passed and, when given, the one CI validated
+(``expected-model-sha256``), so CD ships exactly the validated artifact and never a retrain.
+Labels: git sha, model hashes (ONNX SHA-256 and the DVC hash), MLflow run id, test metrics.
+The smoke test runs the image as it will run in the cluster (non-root, read-only root
+filesystem, no capabilities) and uses the project's own ``make smoke``: /ready in time, one
+real prediction equal to the exported model's, one bad request refused.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
-from pathlib import Path
+from dataclasses import dataclass
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-import workflow
-
-BUNDLE = Path("models/serving")
+from gitops_mlops import contract, inputs, workflow
+from gitops_mlops.contract import Lineage
 
 
-def lineage() -> dict[str, str]:
-    """What the image is made of, for labels and the job summary."""
-    git_sha = (
-        os.environ.get("GITHUB_SHA")
-        or subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    )
-    lock = Path("dvc.lock").read_text(encoding="utf-8") if Path("dvc.lock").exists() else ""
-    dvc_hash = re.search(r"path: models/serving\s+(?:hash: \w+\s+)?md5: (\w+)", lock)
-    run_id = Path("mlflow/last_run_id")
-    metrics = Path("metrics/metrics.json")
+@dataclass(frozen=True)
+class Inputs:
+    """This action's inputs (see action.yml)."""
+
+    image: str
+    username: str
+    password: str
+    base_image: str
+    network: str
+    smoke_test: bool
+    push: bool
+    expected_model_sha256: str
+
+
+def refusal(lineage: Lineage, expected: str) -> str | None:
+    """Why this workspace's model must not be shipped, or None when it may."""
+    model, verdict = lineage.model.sha256, lineage.verdict
+    if verdict.model_sha256 != model:
+        judged = verdict.model_sha256[:12]
+        return f"the verdict judged model {judged}, the bundle holds {model[:12]}"
+    if not verdict.passed:
+        return f"the model was rejected by its gates: {'; '.join(verdict.failed)}"
+    if expected and expected != model:
+        return f"CI validated model {expected[:12]}, the bundle holds {model[:12]}"
+    return None
+
+
+def labels(lineage: Lineage) -> dict[str, str]:
+    """Build arguments that become the image's lineage labels."""
     return {
-        "GIT_SHA": git_sha or "unknown",
-        "MODEL_SHA256": hashlib.sha256((BUNDLE / "model.onnx").read_bytes()).hexdigest(),
-        "MODEL_DVC_MD5": dvc_hash.group(1) if dvc_hash else "unknown",
-        "MLFLOW_RUN_ID": run_id.read_text().strip() if run_id.exists() else "unknown",
-        "METRICS": json.dumps(json.loads(metrics.read_text()), separators=(",", ":"))
-        if metrics.exists()
-        else "{}",
+        "GIT_SHA": os.environ.get("GITHUB_SHA") or lineage.git_sha,
+        "MODEL_SHA256": lineage.model.sha256,
+        "MODEL_DVC_MD5": lineage.model.dvc_md5,
+        "MLFLOW_RUN_ID": lineage.mlflow_run_id,
+        "METRICS": json.dumps(lineage.metrics, separators=(",", ":"), sort_keys=True),
     }
 
 
@@ -69,23 +84,23 @@ def docker(*args: str, stdin: str | None = None, capture: bool = False) -> str:
     return (result.stdout or "").strip()
 
 
-def login(image: str) -> None:
+def login(given: Inputs) -> None:
     """Log in with the inputs; the password travels on stdin, never on the command line."""
-    username, password = workflow.input_value("username"), workflow.input_value("password")
-    if username and password:
+    if given.username and given.password:
+        registry = registry_of(given.image)
         docker(
-            "login", registry_of(image), "--username", username, "--password-stdin", stdin=password
-        )
+            "login", registry, "--username", given.username, "--password-stdin",
+            stdin=given.password,
+        )  # fmt: skip
 
 
-def build(tag: str, labels: dict[str, str]) -> None:
+def build(tag: str, given: Inputs, lineage: Lineage) -> None:
     """docker build; buildx with the GitHub Actions layer cache when both are there."""
-    arguments = [f"--build-arg={name}={value}" for name, value in labels.items()]
-    if base := workflow.input_value("base-image"):
-        arguments.append(f"--build-arg=BASE_IMAGE={base}")
-    if network := workflow.input_value("network"):
-        arguments.append(f"--network={network}")
-    context = workflow.input_value("context", ".")
+    arguments = [f"--build-arg={name}={value}" for name, value in labels(lineage).items()]
+    if given.base_image:
+        arguments.append(f"--build-arg=BASE_IMAGE={given.base_image}")
+    if given.network:
+        arguments.append(f"--network={given.network}")
     cached = (
         os.environ.get("ACTIONS_CACHE_URL")
         and subprocess.run(
@@ -95,9 +110,9 @@ def build(tag: str, labels: dict[str, str]) -> None:
     )
     if cached:
         arguments += ["--cache-from=type=gha", "--cache-to=type=gha,mode=max", "--load"]
-        docker("buildx", "build", *arguments, "--tag", tag, context)
+        docker("buildx", "build", *arguments, "--tag", tag, lineage.image.context)
     else:
-        docker("build", *arguments, "--tag", tag, context)
+        docker("build", *arguments, "--tag", tag, lineage.image.context)
 
 
 def free_port() -> int:
@@ -107,14 +122,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def smoke_test(tag: str) -> None:
+def smoke_test(tag: str, given: Inputs, lineage: Lineage) -> None:
     """Run the image locked down as in the cluster and let the project's smoke test judge it."""
     port = free_port()
-    network = workflow.input_value("network")
     where = (
         ["--network=host", f"--env=SERVE_PORT={port}"]
-        if network == "host"
-        else [f"--publish=127.0.0.1:{port}:8080"]
+        if given.network == "host"
+        else [f"--publish=127.0.0.1:{port}:{lineage.image.port}"]
     )
     container = docker(
         "run", "--detach", "--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges",
@@ -142,30 +156,33 @@ def push(tag: str, image: str) -> str:
         if repository == image:
             return digest
     workflow.fail(f"the registry returned no digest for {tag}")
-    return ""
 
 
 def main() -> int:
     """Outputs ``image``, ``tag``, ``digest`` and ``model-sha256``."""
-    image = workflow.input_value("image")
+    given = inputs.read(Inputs)
+    image = given.image
     if not image or "@" in image or re.search(r":[^/]*$", image):
         workflow.fail(f"image must be a repository without tag or digest, got {image!r}")
-    labels = lineage()
-    tag = f"{image}:sha-{labels['GIT_SHA'][:12]}"
-    login(image)
-    build(tag, labels)
+    lineage = contract.describe()
+    if reason := refusal(lineage, given.expected_model_sha256):
+        workflow.fail(f"refusing to build: {reason}")
+    build_args = labels(lineage)
+    tag = f"{image}:sha-{build_args['GIT_SHA'][:12]}"
+    login(given)
+    build(tag, given, lineage)
     size = int(docker("image", "inspect", "--format={{.Size}}", tag, capture=True))
-    if workflow.input_value("smoke-test", "true") == "true":
-        smoke_test(tag)
-    digest = push(tag, image) if workflow.input_value("push", "true") == "true" else ""
+    if given.smoke_test:
+        smoke_test(tag, given, lineage)
+    digest = push(tag, image) if given.push else ""
     for name, value in (
         ("image", image),
         ("tag", tag),
         ("digest", digest),
-        ("model-sha256", labels["MODEL_SHA256"]),
+        ("model-sha256", lineage.model.sha256),
     ):
         workflow.set_output(name, value)
-    rows = [f"| {name} | `{value}` |" for name, value in labels.items()]
+    rows = [f"| {name} | `{value}` |" for name, value in build_args.items()]
     rows[:0] = [f"| image | `{tag}` |", f"| digest | `{digest or 'not pushed'}` |"]
     rows.append(f"| size | {size / 1e6:.1f} MB |")
     workflow.append_summary("\n".join(["### Serving image", "", "| | |", "| --- | --- |", *rows]))

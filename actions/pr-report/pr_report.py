@@ -11,12 +11,21 @@ import json
 import os
 import sys
 import urllib.error
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-import workflow
-from github import GitHub
+from gitops_mlops import inputs, workflow
+from gitops_mlops.github import GitHub
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """This action's inputs (see action.yml)."""
+
+    report: str
+    github_token: str
+    marker: str
 
 
 def comment_body(report: str, marker: str) -> str:
@@ -41,8 +50,9 @@ def degrade(reason: str) -> int:
 
 def main() -> int:
     """Post or update the comment; outputs ``posted`` and ``comment-id``."""
-    report = Path(workflow.input_value("report")).read_text(encoding="utf-8")
-    marker = workflow.input_value("marker", "gitops-mlops-report")
+    given = inputs.read(Inputs)
+    report = Path(given.report).read_text(encoding="utf-8")
+    marker = given.marker
     repository = os.environ["GITHUB_REPOSITORY"]
     event = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
     number = event.get("pull_request", {}).get("number")
@@ -50,7 +60,7 @@ def main() -> int:
         return degrade("this run is not for a pull request")
     if from_fork(event, repository):
         return degrade("pull requests from forks get a read-only token")
-    github = GitHub(os.environ["GITHUB_API_URL"], repository, workflow.input_value("github-token"))
+    github = GitHub(os.environ["GITHUB_API_URL"], repository, given.github_token)
     try:
         comment_id, action = github.upsert_comment(
             int(number), marker, comment_body(report, marker)

@@ -13,17 +13,35 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import workflow
-from github import GitHub
-from gitops import commit_paths, git, push_with_retry, revert
-from overlay import set_image
-from verify import kubernetes_reader, wait
+from gitops_mlops import inputs, workflow
+from gitops_mlops.github import GitHub
+from gitops_mlops.gitops import commit_paths, git, push_with_retry, revert
+from gitops_mlops.overlay import set_image
+from gitops_mlops.verify import kubernetes_reader, wait
 
 Apply = Callable[[], str | None]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """This action's inputs (see action.yml)."""
+
+    environment: str
+    image: str
+    digest: str
+    model_version: str
+    mode: str
+    overlay_root: str
+    container: str
+    branch: str
+    kubeconfig: str
+    namespace: str
+    deployment: str
+    timeout_seconds: float
+    github_token: str
 
 
 def overlay_path(root: str, environment: str) -> Path:
@@ -67,16 +85,17 @@ def namespace_of(path: Path) -> str:
     return found.group(1)
 
 
-def verify_or_revert(sha: str, branch: str, path: Path, image: str, digest: str) -> int:
+def verify_or_revert(given: Inputs, sha: str, branch: str, path: Path) -> int:
     """Wait for the cluster; on failure push a revert commit and fail with the reason."""
+    image, digest = given.image, given.digest
     kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
-    kubeconfig.write_text(workflow.input_value("kubeconfig"), encoding="utf-8")
+    kubeconfig.write_text(given.kubeconfig, encoding="utf-8")
     kubeconfig.chmod(0o600)
-    namespace = workflow.input_value("namespace") or namespace_of(path)
-    name = workflow.input_value("deployment", "model-server")
-    deadline = float(workflow.input_value("timeout-seconds", "600"))
+    namespace = given.namespace or namespace_of(path)
     observation = wait(
-        kubernetes_reader(kubeconfig, namespace, name), f"{image}@{digest}", deadline
+        kubernetes_reader(kubeconfig, namespace, given.deployment),
+        f"{image}@{digest}",
+        given.timeout_seconds,
     )
     workflow.set_output("verification", observation.state)
     if observation.state == "complete":
@@ -87,20 +106,17 @@ def verify_or_revert(sha: str, branch: str, path: Path, image: str, digest: str)
     workflow.fail(
         f"rollout of {image}@{digest} failed ({observation.reason}); reverted in {reverted}"
     )
-    return 1
 
 
 def main() -> int:
     """Roll out; outputs ``commit``, ``pull-request-url``, ``verification``, ``revert-commit``."""
-    environment = workflow.input_value("environment")
-    image, digest = workflow.input_value("image"), workflow.input_value("digest")
-    model = workflow.input_value("model-version")
-    path = overlay_path(workflow.input_value("overlay-root", "deploy/k8s/overlays"), environment)
-    container = workflow.input_value("container", "model-server")
-    text = message(environment, image, digest, model)
-    apply = applier(path, container, image, digest, text)
+    given = inputs.read(Inputs)
+    environment, image, digest = given.environment, given.image, given.digest
+    path = overlay_path(given.overlay_root, environment)
+    text = message(environment, image, digest, given.model_version)
+    apply = applier(path, given.container, image, digest, text)
 
-    if workflow.input_value("mode", "push") == "pull-request":
+    if given.mode == "pull-request":
         branch = f"promote/{environment}-{digest.removeprefix('sha256:')[:12]}"
         base = os.environ.get("GITHUB_REF_NAME", "main")
         git("checkout", "--quiet", "-B", branch)
@@ -111,24 +127,24 @@ def main() -> int:
         github = GitHub(
             os.environ["GITHUB_API_URL"],
             os.environ["GITHUB_REPOSITORY"],
-            workflow.input_value("github-token"),
+            given.github_token,
         )
         pull = github.open_pull_request(branch, base, text.splitlines()[0], text)
         workflow.set_output("pull-request-url", pull["html_url"])
         workflow.notice(f"promotion pull request: {pull['html_url']}")
         return 0
 
-    branch = workflow.input_value("branch") or os.environ.get("GITHUB_REF_NAME", "main")
+    branch = given.branch or os.environ.get("GITHUB_REF_NAME", "main")
     sha = push_with_retry(branch, apply)
     if sha is None:
         workflow.notice(f"{environment} already runs {image}@{digest}: nothing to commit")
         return 0
     workflow.set_output("commit", sha)
     workflow.notice(f"{environment} now points at {image}@{digest} ({sha[:12]})")
-    if not workflow.input_value("kubeconfig"):
+    if not given.kubeconfig:
         workflow.set_output("verification", "skipped")
         return 0
-    return verify_or_revert(sha, branch, path, image, digest)
+    return verify_or_revert(given, sha, branch, path)
 
 
 if __name__ == "__main__":

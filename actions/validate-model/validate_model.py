@@ -1,51 +1,54 @@
-"""Reproduce the model, apply the gates against a baseline, and publish the report.
+"""Run the pipeline and its gates against a baseline, and publish the report.
 
-The baseline is the ``metrics/metrics.json`` committed at a git ref: the pull request's base
-branch, or the previous commit on a push. A ref that cannot be resolved means no baseline,
-which the report states; the absolute thresholds still apply.
+The baseline is the model at a git ref (the pull request's base branch, or the commit before
+a push), which the project fetches itself (``make validate BASE=<commit>``). A ref that
+names no commit means no baseline, which the report states; the absolute thresholds still
+apply. Everything else comes from the project's lineage document (``make lineage``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-import workflow
+from gitops_mlops import contract, inputs, workflow
 
-REPORT = Path("reports/report.md")
-VERDICT = Path("reports/verdict.json")
-ARTIFACTS = ("models/serving", "metrics", "plots", "reports")
+
+@dataclass(frozen=True)
+class Inputs:
+    """This action's inputs (see action.yml)."""
+
+    baseline_ref: str
+    fail_on_gate: bool
 
 
 def resolve_baseline(ref: str) -> str | None:
-    """The first of ``origin/<ref>`` and ``<ref>`` that names a commit, else None."""
+    """The commit of ``origin/<ref>`` or else ``<ref>``; None when neither names one."""
     if not ref:
         return None
     for candidate in (f"origin/{ref}", ref):
         found = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"],
+            [
+                "git",
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                candidate + "^{commit}",
+            ],
             capture_output=True,
+            text=True,
             check=False,
         )
         if found.returncode == 0:
-            return candidate
+            return found.stdout.strip()
     return None
 
 
-def failed_gates(verdict: dict) -> list[str]:
-    """Names of the gates that failed, with their failing checks."""
-    names = []
-    for gate in (gate for gate in verdict["gates"] if gate["status"] == "failed"):
-        checks = ", ".join(check["name"] for check in gate["checks"] if not check["passed"])
-        names.append(f"{gate['name']} ({checks or gate['detail']})")
-    return names
-
-
-def artifact_table(roots: tuple[str, ...] = ARTIFACTS) -> str:
+def artifact_table(roots: list[str]) -> str:
     """Markdown table of the files CI uploads: path, size and SHA-256 prefix (lineage)."""
     rows = ["### Artifacts", "", "| file | bytes | sha256 |", "| --- | ---: | --- |"]
     for root in roots:
@@ -56,26 +59,27 @@ def artifact_table(roots: tuple[str, ...] = ARTIFACTS) -> str:
 
 
 def main() -> int:
-    """Run ``make model`` then ``make validate``; outputs ``passed`` and ``report``."""
-    if workflow.run(["make", "model"]) != 0:
-        workflow.fail("the pipeline failed before the gates: see the log above")
-    requested = workflow.input_value("baseline-ref")
-    baseline = resolve_baseline(requested)
-    if requested and baseline is None:
-        workflow.notice(f"baseline ref {requested} not found: applying absolute thresholds only")
-    status = workflow.run(["make", "validate", f"BASE={baseline or ''}"])
-    if not VERDICT.exists() or not REPORT.exists():
-        workflow.fail(f"validate wrote no verdict (exit {status}): see the log above")
-    verdict = json.loads(VERDICT.read_text(encoding="utf-8"))
-    passed = bool(verdict["passed"]) and status == 0
+    """``make validate``, then read the verdict from the lineage; outputs for CD and reports."""
+    given = inputs.read(Inputs)
+    baseline = resolve_baseline(given.baseline_ref)
+    if given.baseline_ref and baseline is None:
+        workflow.notice(f"baseline ref {given.baseline_ref} not found: absolute thresholds only")
+    status = workflow.run(["make", "validate", f"BASE={baseline or ''}"], env=contract.CALLER_ENV)
+    lineage = contract.describe()
+    verdict = lineage.verdict
+    if verdict.model_sha256 != lineage.model.sha256 or (status != 0 and not verdict.failed):
+        workflow.fail(f"the pipeline failed before the gates (exit {status}): see the log above")
+    passed = verdict.passed and status == 0
     workflow.set_output("passed", str(passed).lower())
-    workflow.set_output("report", str(REPORT.resolve()))
-    workflow.append_summary(REPORT.read_text(encoding="utf-8"))
-    workflow.append_summary(artifact_table())
+    workflow.set_output("report", verdict.report)
+    workflow.set_output("model-sha256", lineage.model.sha256)
+    workflow.set_output("artifacts", "\n".join(lineage.artifacts))
+    workflow.append_summary(Path(verdict.report).read_text(encoding="utf-8"))
+    workflow.append_summary(artifact_table(lineage.artifacts))
     if passed:
         return 0
-    message = f"model rejected by gate(s): {'; '.join(failed_gates(verdict))}"
-    if workflow.input_value("fail-on-gate", "true") == "true":
+    message = f"model rejected by gate(s): {'; '.join(verdict.failed)}"
+    if given.fail_on_gate:
         workflow.fail(message)
     workflow.warning(message)
     return 0

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package }}.config import Paths
 from {{ cookiecutter.package }}.serve.batching import Batcher
 from {{ cookiecutter.package }}.serve.model import OnnxModel
 
-ROWS = [
-    {
-        "age": 20 + index,
-        "income": 10.0 + 7 * index,
-        "debt_ratio": round(0.04 * (index % 20), 2),
-        "credit_history_years": index % 10,
-        "employment": ["employed", "self_employed", "unemployed", "retired"][index % 4],
-        "gender": ["female", "male"][index % 2],
-    }
-    for index in range(12)
-]
-
 
 @pytest.fixture
-def counted(workspace: Path) -> tuple[OnnxModel, list[int]]:
+def counted(paths: Paths) -> tuple[OnnxModel, list[int]]:
     """The exported model, recording the size of every batch it predicts."""
-    model = OnnxModel.load(workspace / "models" / "serving")
+    model = OnnxModel.load(paths.bundle)
     sizes: list[int] = []
     predict = model.predict_rows
 
@@ -43,11 +31,11 @@ async def predict_each(batcher: Batcher, rows: list[dict]) -> list:
     return await asyncio.gather(*(batcher.predict([row]) for row in rows))
 
 
-def test_concurrent_requests_share_one_call_and_get_their_own_rows(counted) -> None:
+def test_concurrent_requests_share_one_call_and_get_their_own_rows(counted, rows) -> None:
     model, sizes = counted
-    results = asyncio.run(predict_each(Batcher(model, max_rows=100), ROWS))
-    assert sizes == [len(ROWS)]
-    expected = OnnxModel.predict_rows(model, ROWS)
+    results = asyncio.run(predict_each(Batcher(model, max_rows=100), rows))
+    assert sizes == [len(rows)]
+    expected = OnnxModel.predict_rows(model, rows)
     for index, result in enumerate(results):
         assert result.labels.tolist() == [expected.labels[index]]
         assert math.isclose(
@@ -55,21 +43,20 @@ def test_concurrent_requests_share_one_call_and_get_their_own_rows(counted) -> N
         )
 
 
-def test_batches_never_exceed_the_row_cap(counted) -> None:
+def test_batches_never_exceed_the_row_cap(counted, rows) -> None:
     model, sizes = counted
-    asyncio.run(predict_each(Batcher(model, max_rows=5), ROWS))
-    assert max(sizes) <= 5
-    assert sum(sizes) == len(ROWS)
+    asyncio.run(predict_each(Batcher(model, max_rows=5), rows))
+    assert sizes == [5, 5, 2]
 
 
-def test_a_lone_request_is_predicted_alone(counted) -> None:
+def test_a_lone_request_is_predicted_alone(counted, rows) -> None:
     model, sizes = counted
-    result = asyncio.run(Batcher(model, max_rows=100).predict(ROWS[:2]))
+    result = asyncio.run(Batcher(model, max_rows=100).predict(rows[:2]))
     assert sizes == [2]
     assert len(result.labels) == 2
 
 
-def test_a_failed_batch_fails_every_waiting_request(counted) -> None:
+def test_a_failed_batch_fails_every_waiting_request(counted, rows) -> None:
     model, _ = counted
 
     def broken(rows):
@@ -80,7 +67,7 @@ def test_a_failed_batch_fails_every_waiting_request(counted) -> None:
     async def run() -> list:
         batcher = Batcher(model, max_rows=100)
         return await asyncio.gather(
-            *(batcher.predict([row]) for row in ROWS[:3]), return_exceptions=True
+            *(batcher.predict([row]) for row in rows[:3]), return_exceptions=True
         )
 
     outcomes = asyncio.run(run())

@@ -1,51 +1,64 @@
-"""Training is reproducible, metrics are written, and the parity gate catches a broken export."""
+"""Training is reproducible, metrics are written, and the parity gate catches a broken export.
+
+Nothing here depends on the model type: the broken export adds an offset to whatever
+probability output the ONNX graph has.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
+from onnx import helper, numpy_helper
 
 from {{ cookiecutter.package }} import frameworks
-from {{ cookiecutter.package }}.config import (
-    Params,
-    Paths,
-)
+from {{ cookiecutter.package }}.config import Params, ParityBound, Paths, validated
 from {{ cookiecutter.package }}.data import read_prepared
-from {{ cookiecutter.package }}.export import parity
 from {{ cookiecutter.package }}.files import read_json
+from {{ cookiecutter.package }}.gates import parity_gate
+from {{ cookiecutter.package }}.metrics import classification_metrics
 from {{ cookiecutter.package }}.schema import Schema
+from {{ cookiecutter.package }}.serve.bundle import MODEL_FILE
 from {{ cookiecutter.package }}.serve.model import OnnxModel
-from {{ cookiecutter.package }}.validate import parity_gate
+from {{ cookiecutter.package }}.stages.export import parity
+
+FRAMEWORK = frameworks.load()
 
 
-def test_same_seed_and_data_give_the_same_model(in_workspace: Path, schema: Schema) -> None:
-    params = Params.load()
-    features, target = read_prepared(Paths.train, schema)
-    first = frameworks.fit(features, target, schema, params.train, params.seed)
-    second = frameworks.fit(features, target, schema, params.train, params.seed)
+def fit_twice(params: Params, paths: Paths, schema: Schema) -> list:
+    features, target = read_prepared(paths.train, schema)
+    train_params = validated(FRAMEWORK.Params, params.train, "params.yaml: train")
+    return [FRAMEWORK.fit(features, target, schema, train_params, params.seed) for _ in "ab"]
+
+
+def test_same_seed_and_data_give_the_same_model(
+    params: Params, paths: Paths, schema: Schema, test_split: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    first, second = fit_twice(params, paths, schema)
+    features, _ = test_split
     assert np.array_equal(
-        frameworks.predict_proba(first, features), frameworks.predict_proba(second, features)
+        FRAMEWORK.predict_proba(first, features), FRAMEWORK.predict_proba(second, features)
     )
-    assert frameworks.to_onnx(first, schema) == frameworks.to_onnx(second, schema)
+    assert FRAMEWORK.to_onnx(first, schema) == FRAMEWORK.to_onnx(second, schema)
 
 
-def test_onnx_bytes_do_not_depend_on_the_hash_seed(in_workspace: Path) -> None:
+def test_onnx_bytes_do_not_depend_on_the_hash_seed(paths: Paths) -> None:
     """Each DVC stage is a new process with its own PYTHONHASHSEED: the export must not vary."""
     script = (
-        "import hashlib; from pathlib import Path; "
-        f"from {frameworks.__name__} import load, to_onnx; "
+        "import hashlib, sys; from pathlib import Path; "
+        f"from {frameworks.__name__} import load; "
         f"from {Schema.__module__} import Schema; "
-        "model = load(Path('models/model.joblib')); "
-        "print(hashlib.sha256(to_onnx(model, Schema.load(Path('data/schema.yaml')))).hexdigest())"
+        "framework = load(); model = framework.load(Path(sys.argv[1])); "
+        "onnx = framework.to_onnx(model, Schema.load(Path(sys.argv[2]))); "
+        "print(hashlib.sha256(onnx).hexdigest())"
     )
     digests = {
         subprocess.run(
-            [sys.executable, "-c", script],
+            [sys.executable, "-c", script, str(paths.model), str(paths.schema)],
             env={**os.environ, "PYTHONHASHSEED": str(seed)},
             capture_output=True,
             text=True,
@@ -53,41 +66,70 @@ def test_onnx_bytes_do_not_depend_on_the_hash_seed(in_workspace: Path) -> None:
         ).stdout.strip()
         for seed in (0, 11)  # seeds under which skl2onnx emits its opsets in different orders
     }
-    assert len(digests) == 1
-    assert len(next(iter(digests))) == 64
+    assert digests == {OnnxModel.load(paths.bundle).sha256}
 
 
-def test_evaluate_writes_metrics_and_fairness(in_workspace: Path) -> None:
-    metrics = read_json(Paths.metrics)
-    assert set(metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
-    assert 0.5 < metrics["accuracy"] <= 1.0  # better than chance; the gates own the thresholds
-    fairness = read_json(Paths.fairness)["gender"]
-    assert set(fairness["by_group"]) == {"female", "male"}
-    rates = [group["selection_rate"] for group in fairness["by_group"].values()]
-    assert abs(fairness["demographic_parity_difference"] - abs(rates[0] - rates[1])) < 1e-5
+def test_evaluate_writes_the_metrics_of_the_saved_model(
+    paths: Paths, schema: Schema, test_split: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    features, target = test_split
+    probabilities = FRAMEWORK.predict_proba(FRAMEWORK.load(paths.model), features)
+    expected = classification_metrics(target.to_numpy(), probabilities, schema)
+    assert read_json(paths.metrics) == expected
+    assert set(expected) == {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
 
 
-def test_exported_model_matches_native_model(in_workspace: Path) -> None:
-    result = read_json(Paths.parity)
-    assert result["rows"] == 750
+def test_fairness_metrics_cover_every_group_of_every_sensitive_feature(
+    paths: Paths, schema: Schema, test_split: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    features, _ = test_split
+    fairness = read_json(paths.fairness)
+    assert sorted(fairness) == sorted(schema.sensitive)
+    for feature in schema.sensitive:
+        groups = fairness[feature]["by_group"]
+        assert set(groups) == set(features[feature])
+        rates = [group["selection_rate"] for group in groups.values()]
+        assert (
+            abs(fairness[feature]["demographic_parity_difference"] - (max(rates) - min(rates)))
+            < 1e-5
+        )
+        assert sum(group["count"] for group in groups.values()) == len(features)
+
+
+def test_exported_model_matches_native_model(
+    paths: Paths, test_split: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    result = read_json(paths.parity)
+    assert result["rows"] == len(test_split[0])
     assert result["max_abs_diff"] <= 1e-4
     assert result["label_agreement"] == 1.0
 
 
-def test_parity_gate_rejects_a_broken_onnx_model(in_workspace: Path, schema: Schema) -> None:
-    graph = onnx.load(Paths.bundle / "model.onnx")
-    classifier = next(node for node in graph.graph.node if node.op_type == "LinearClassifier")
-    intercepts = next(
-        attribute for attribute in classifier.attribute if attribute.name == "intercepts"
+def offset_probabilities(model: onnx.ModelProto, offset: float) -> onnx.ModelProto:
+    """The same model with ``offset`` added to its probability output: a subtly wrong export."""
+    graph = model.graph
+    output = graph.output[1]
+    original = output.name
+    for node in graph.node:
+        node.output[:] = [f"{name}_raw" if name == original else name for name in node.output]
+    graph.initializer.append(
+        numpy_helper.from_array(np.array(offset, dtype=np.float32), "parity_offset")
     )
-    intercepts.floats[:] = [value + 0.5 for value in intercepts.floats]  # a subtly wrong export
-    model = OnnxModel(graph.SerializeToString(), read_json(Paths.bundle / "metadata.json"))
+    graph.node.append(helper.make_node("Add", [f"{original}_raw", "parity_offset"], [original]))
+    return model
 
-    features, _ = read_prepared(Paths.test, schema)
-    native = frameworks.predict_proba(frameworks.load(Paths.model), features)
+
+def test_parity_gate_rejects_a_broken_onnx_model(
+    paths: Paths, schema: Schema, test_split: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    broken = offset_probabilities(onnx.load(paths.bundle / MODEL_FILE), 0.01)
+    metadata = read_json(paths.bundle / "metadata.json")
+    model = OnnxModel(broken.SerializeToString(), metadata)
+    features, _ = test_split
+    native = FRAMEWORK.predict_proba(FRAMEWORK.load(paths.model), features)
     result = parity(model, native, {name: features[name].to_list() for name in schema.features})
 
-    assert result["max_abs_diff"] > 1e-4
-    gate = parity_gate(result, max_abs_diff=1e-4, min_agreement=1.0)
+    assert abs(result["max_abs_diff"] - 0.01) < 1e-6
+    gate = parity_gate(result, ParityBound(max_abs_diff=1e-4, min_label_agreement=1.0))
     assert gate.status == "failed"
-    assert not gate.checks[0].passed
+    assert [check.passed for check in gate.checks] == [False, True]

@@ -1,7 +1,8 @@
 """The real server (uvicorn + onnxruntime) in a subprocess: predictions, probes, and bad requests.
 
 Every malformed request must get a 4xx with detail, never a 500, and the server must keep
-answering good requests afterwards.
+answering good requests afterwards. Requests are built from the bundle's example rows and
+the schema, so the cases follow your data.
 """
 
 from __future__ import annotations
@@ -14,26 +15,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from {{ cookiecutter.package }}.config import Paths
+from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn
+from {{ cookiecutter.package }}.serve.bundle import EXAMPLE_FILE
 from {{ cookiecutter.package }}.serve.model import OnnxModel
 from {{ cookiecutter.package }}.smoke import free_port, smoke_test
 
+from .conftest import SCHEMA
+from .test_data import beyond, first
+
 MAX_ROWS = 5
-MAX_BODY = 4096
-ROW = {
-    "age": 41,
-    "income": 62.5,
-    "debt_ratio": 0.21,
-    "credit_history_years": 12,
-    "employment": "employed",
-    "gender": "female",
-}
+MAX_BODY = max(16384, 64 * len(SCHEMA.features) * (MAX_ROWS + 1))  # roomy for MAX_ROWS rows
+Row = dict[str, Any]
 
 
 class Client:
@@ -62,12 +61,12 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def server(workspace: Path) -> Iterator[Client]:
+def server(paths: Paths) -> Iterator[Client]:
     port = free_port()
     env = {
         **os.environ,
         "SERVE_PORT": str(port),
-        "SERVE_MODEL_DIR": str(workspace / "models" / "serving"),
+        "SERVE_MODEL_DIR": str(paths.bundle),
         "SERVE_MAX_BATCH_ROWS": str(MAX_ROWS),
         "SERVE_MAX_BODY_BYTES": str(MAX_BODY),
         "SERVE_GIT_SHA": "abc1234",
@@ -93,192 +92,159 @@ def server(workspace: Path) -> Iterator[Client]:
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
-def test_probes_and_version(server: Client, workspace: Path) -> None:
+@pytest.fixture(scope="module")
+def row(example: dict[str, Any]) -> Row:
+    return example["rows"][0]
+
+
+@pytest.fixture(scope="module")
+def model(paths: Paths) -> OnnxModel:
+    return OnnxModel.load(paths.bundle)
+
+
+def test_probes_and_version(server: Client, model: OnnxModel) -> None:
     assert server.call("GET", "/health") == (200, {"status": "ok"})
     assert server.call("GET", "/ready") == (200, {"status": "ready"})
     status, version = server.call("GET", "/version")
-    expected = OnnxModel.load(workspace / "models" / "serving").sha256
     assert status == 200
-    assert version["model_sha256"] == expected
+    assert version["model_sha256"] == model.sha256
     assert version["git_sha"] == "abc1234"
 
 
-def test_prediction_matches_onnx_model(server: Client, workspace: Path) -> None:
-    rows = [ROW, {**ROW, "employment": "unemployed", "income": 8.0, "debt_ratio": 0.8}]
-    status, body = server.predict({"rows": rows})
-    assert status == 200
-    model = OnnxModel.load(workspace / "models" / "serving")
+def assert_same_predictions(answers: list[dict], rows: list[Row], model: OnnxModel) -> None:
     expected = model.predict_rows(rows).to_json(model.classes)
-    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected]
-    for got, want in zip(body["predictions"], expected, strict=True):
-        assert math.isclose(got["probabilities"]["1"], want["probabilities"]["1"], abs_tol=1e-7)
+    assert [got["label"] for got in answers] == [want["label"] for want in expected]
+    for got, want in zip(answers, expected, strict=True):
+        for cls, probability in want["probabilities"].items():
+            assert math.isclose(got["probabilities"][cls], probability, abs_tol=1e-7)
         assert math.isclose(sum(got["probabilities"].values()), 1.0, abs_tol=1e-5)
-    assert body["predictions"][0]["label"] == 1
-    assert body["predictions"][1]["label"] == 0
 
 
-def test_smoke_test_passes_against_the_server(server: Client, workspace: Path) -> None:
-    result = smoke_test(
-        f"http://127.0.0.1:{server.port}", workspace / "models" / "serving" / "example.json"
-    )
+def test_prediction_matches_onnx_model(
+    server: Client, model: OnnxModel, example: dict[str, Any]
+) -> None:
+    status, body = server.predict({"rows": example["rows"]})
+    assert status == 200
+    assert body["model_sha256"] == model.sha256
+    assert_same_predictions(body["predictions"], example["rows"], model)
+
+
+def test_smoke_test_passes_against_the_server(server: Client, paths: Paths) -> None:
+    result = smoke_test(f"http://127.0.0.1:{server.port}", paths.bundle / EXAMPLE_FILE)
     assert result["bad_request"]["status"] == 422
     assert len(result["good_request"]["predictions"]) == 3
 
 
-def test_concurrent_clients_each_get_their_own_prediction(server: Client, workspace: Path) -> None:
-    rows = [{**ROW, "debt_ratio": round(0.035 * index, 3)} for index in range(24)]
+def test_concurrent_clients_each_get_their_own_prediction(
+    server: Client, model: OnnxModel, rows: list[Row]
+) -> None:
     with ThreadPoolExecutor(max_workers=12) as pool:
-        answers = list(pool.map(lambda row: server.predict({"rows": [row]}), rows))
-    model = OnnxModel.load(workspace / "models" / "serving")
-    expected = model.predict_rows(rows).to_json(model.classes)
-    assert len({answer["predictions"][0]["label"] for _, answer in answers}) == 2
-    for (status, answer), want in zip(answers, expected, strict=True):
-        assert status == 200
-        got = answer["predictions"][0]
-        assert got["label"] == want["label"]
-        assert math.isclose(got["probabilities"]["1"], want["probabilities"]["1"], abs_tol=1e-7)
+        answers = list(pool.map(lambda one: server.predict({"rows": [one]}), rows))
+    assert [status for status, _ in answers] == [200] * len(rows)
+    assert_same_predictions([answer["predictions"][0] for _, answer in answers], rows, model)
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
-# (method, path, body, headers, expected status, a field or message the detail must name)
-MALFORMED = {
-    "not json": ("POST", "/predict", b"{rows: nope", JSON_HEADERS, 400, "json_invalid"),
-    "wrong content type": (
+Request = tuple[str, str, bytes | None, dict[str, str], int, str]
+
+
+def post(body: bytes, status: int, named: str) -> Request:
+    return ("POST", "/predict", body, JSON_HEADERS, status, named)
+
+
+def rows_with(row: Row, column: str, value: object) -> bytes:
+    return json.dumps({"rows": [{**row, column: value}]}).encode()
+
+
+def raw_value(row: Row, column: str, literal: str) -> bytes:
+    """A row whose ``column`` holds a bare JSON token (NaN, Infinity) json.dumps cannot write."""
+    return json.dumps({"rows": [{**row, column: "@@"}]}).replace('"@@"', literal).encode()
+
+
+NUMERIC = first(NumericColumn) or SCHEMA.features[0]
+INTEGER = first(NumericColumn, type="integer")
+BOUNDED = first(NumericColumn, max=...)
+CATEGORY = first(CategoryColumn)
+FEATURE = SCHEMA.features[0]
+
+# id -> request built from a good row: (method, path, body, headers, status, named in detail)
+MALFORMED: dict[str, Callable[[Row], Request]] = {
+    "not json": lambda row: post(b"{rows: nope", 400, "json_invalid"),
+    "wrong content type": lambda row: (
         "POST",
         "/predict",
-        json.dumps({"rows": [ROW]}).encode(),
+        json.dumps({"rows": [row]}).encode(),
         {"Content-Type": "text/plain"},
         415,
         "application/json",
     ),
-    "empty body": ("POST", "/predict", b"", JSON_HEADERS, 400, "json_invalid"),
-    "array body": ("POST", "/predict", b"[1, 2]", JSON_HEADERS, 422, "dict_type"),
-    "no rows key": ("POST", "/predict", b'{"data": []}', JSON_HEADERS, 422, "rows"),
-    "empty batch": ("POST", "/predict", b'{"rows": []}', JSON_HEADERS, 422, "too_short"),
-    "over-size batch": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [ROW] * (MAX_ROWS + 1)}).encode(),
-        JSON_HEADERS,
+    "empty body": lambda row: post(b"", 400, "json_invalid"),
+    "array body": lambda row: post(b"[1, 2]", 422, "dict_type"),
+    "no rows key": lambda row: post(b'{"data": []}', 422, "rows"),
+    "empty batch": lambda row: post(b'{"rows": []}', 422, "too_short"),
+    "over-size batch": lambda row: post(
+        json.dumps({"rows": [row] * (MAX_ROWS + 1)}).encode(), 422, "too_long"
+    ),
+    "missing field": lambda row: post(
+        json.dumps({"rows": [{k: v for k, v in row.items() if k != FEATURE}]}).encode(),
         422,
-        "too_long",
+        FEATURE,
     ),
-    "missing field": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [{k: v for k, v in ROW.items() if k != "income"}]}).encode(),
-        JSON_HEADERS,
-        422,
-        "income",
+    "extra field": lambda row: post(rows_with(row, "undeclared_zz", 1), 422, "undeclared_zz"),
+    "string for number": lambda row: post(rows_with(row, NUMERIC, "41"), 422, NUMERIC),
+    "boolean for number": lambda row: post(rows_with(row, NUMERIC, True), 422, NUMERIC),
+    "null value": lambda row: post(rows_with(row, FEATURE, None), 422, FEATURE),
+    "NaN": lambda row: post(raw_value(row, NUMERIC, "NaN"), 422, NUMERIC),
+    "Infinity": lambda row: post(raw_value(row, NUMERIC, "Infinity"), 422, NUMERIC),
+    "oversized body": lambda row: post(
+        json.dumps({"rows": [row], "pad": "x" * MAX_BODY}).encode(), 413, "bytes"
     ),
-    "extra field": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [{**ROW, "zip": "12345"}]}).encode(),
-        JSON_HEADERS,
-        422,
-        "zip",
-    ),
-    "string for number": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [{**ROW, "age": "41"}]}).encode(),
-        JSON_HEADERS,
-        422,
-        "age",
-    ),
-    "fraction for integer": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [{**ROW, "age": 41.5}]}).encode(),
-        JSON_HEADERS,
-        422,
-        "age",
-    ),
-    "boolean for number": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [{**ROW, "income": True}]}).encode(),
-        JSON_HEADERS,
-        422,
-        "income",
-    ),
-    "null value": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [{**ROW, "debt_ratio": None}]}).encode(),
-        JSON_HEADERS,
-        422,
-        "debt_ratio",
-    ),
-    "NaN": (
-        "POST",
-        "/predict",
-        b'{"rows": [' + json.dumps(ROW).replace("62.5", "NaN").encode() + b"]}",
-        JSON_HEADERS,
-        422,
-        "income",
-    ),
-    "Infinity": (
-        "POST",
-        "/predict",
-        b'{"rows": [' + json.dumps(ROW).replace("0.21", "Infinity").encode() + b"]}",
-        JSON_HEADERS,
-        422,
-        "debt_ratio",
-    ),
-    "out of range": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [{**ROW, "debt_ratio": 3.0}]}).encode(),
-        JSON_HEADERS,
-        422,
-        "less_than_equal",
-    ),
-    "unknown category": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [{**ROW, "employment": "student"}]}).encode(),
-        JSON_HEADERS,
-        422,
-        "employment",
-    ),
-    "oversized body": (
-        "POST",
-        "/predict",
-        json.dumps({"rows": [ROW], "pad": "x" * MAX_BODY}).encode(),
-        JSON_HEADERS,
-        413,
-        "bytes",
-    ),
-    "wrong method": ("GET", "/predict", None, {}, 405, "POST"),
-    "unknown route": ("GET", "/nope", None, {}, 404, "/predict"),
+    "wrong method": lambda row: ("GET", "/predict", None, {}, 405, "POST"),
+    "unknown route": lambda row: ("GET", "/nope", None, {}, 404, "/predict"),
 }
+if INTEGER:
+    MALFORMED["fraction for integer"] = lambda row: post(rows_with(row, INTEGER, 1.5), 422, INTEGER)
+if BOUNDED:
+    MALFORMED["out of range"] = lambda row: post(
+        rows_with(row, BOUNDED, beyond(BOUNDED, "max")), 422, "less_than_equal"
+    )
+if CATEGORY:
+    MALFORMED["unknown category"] = lambda row: post(
+        rows_with(row, CATEGORY, "zz-unseen"), 422, CATEGORY
+    )
 
 
 @pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
 def test_malformed_request_gets_4xx_with_detail_and_server_keeps_serving(
-    server: Client, case: str
+    server: Client, row: Row, case: str
 ) -> None:
-    method, path, body, headers, expected_status, named = MALFORMED[case]
+    method, path, body, headers, expected_status, named = MALFORMED[case](row)
     status, answer = server.call(method, path, body, headers)
     assert status == expected_status
     assert named in json.dumps(answer["detail"])
-    assert server.predict({"rows": [ROW]})[0] == 200
+    assert server.predict({"rows": [row]})[0] == 200
 
 
-def test_metrics_count_requests_by_status(server: Client) -> None:
-    server.predict({"rows": [{**ROW, "age": "x"}]})
-    server.predict({"rows": [ROW, ROW]})
-    status, text = server.call("GET", "/metrics")
-    assert status == 200
-    assert "model_ready 1" in text
-    counts = {
-        line.split(" ")[0]: float(line.split(" ")[1])
-        for line in text.splitlines()
-        if not line.startswith("#")
-    }
-    assert counts['http_requests_total{route="/predict",status="422"}'] >= 1
-    assert counts['http_requests_total{route="/predict",status="200"}'] >= 1
-    assert counts["prediction_rows_total"] >= 2
-    assert counts['prediction_seconds_bucket{le="+Inf"}'] == counts["prediction_seconds_count"]
+def test_metrics_count_requests_by_status(server: Client, row: Row) -> None:
+    def counts() -> dict[str, float]:
+        status, text = server.call("GET", "/metrics")
+        assert status == 200
+        assert "model_ready 1" in text
+        return {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in text.splitlines()
+            if not line.startswith("#")
+        }
+
+    before = counts()
+    server.predict({"rows": [{**row, FEATURE: None}]})
+    server.predict({"rows": [row, row]})
+    after = counts()
+
+    def grew(key: str) -> float:
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew('http_requests_total{route="/predict",status="422"}') == 1
+    assert grew('http_requests_total{route="/predict",status="200"}') == 1
+    assert grew("prediction_rows_total") == 2
+    assert after['prediction_seconds_bucket{le="+Inf"}'] == after["prediction_seconds_count"]

@@ -1,28 +1,39 @@
-"""The project's command: one sub-command per pipeline stage, plus serving.
+"""The project's command: one sub-command per pipeline stage, plus the tools around them.
 
-DVC calls the stage commands (see ``dvc.yaml``); people and CI use the same vocabulary
-through the Makefile. Stage modules are imported inside each command so that ``serve``
-works in the serving image, where the training libraries are absent.
+DVC runs the stage commands (see ``dvc.yaml``); people and CI use the same vocabulary through
+the Makefile. Every module behind a command is imported only when that command runs, so
+``--help`` and ``serve`` load no training library (the serving image has none).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .config import Params, Paths
-from .schema import Schema
+from .config import Params, Paths, StageError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 log = logging.getLogger(__package__)
+
+# name -> what it does; each is `stages/<name>.py`'s run(params, paths), in pipeline order.
+STAGES = {
+    "ingest": "Copy the raw data named by ingest.source into data/raw.",
+    "prepare": "Validate the raw data against data/schema.yaml and split it.",
+    "train": "Fit the model on the training split and start the MLflow run.",
+    "evaluate": "Write test metrics, plots and per-group fairness metrics.",
+    "export": "Write the ONNX serving bundle and its parity with the native model.",
+    "validate": "Apply the gates against the baseline; exit 1 when one fails.",
+}
 
 
 @app.callback()
@@ -33,7 +44,7 @@ def _setup(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("mlflow", "alembic", "urllib3", "skl2onnx", "git"):
+    for noisy in ("mlflow", "alembic", "urllib3", "skl2onnx", "git", "dvc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -42,109 +53,65 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-@app.command()
-def ingest() -> None:
-    """Copy the raw data named by ``ingest.source`` into ``data/raw``."""
-    from .data import ingest as run
+def _stage(name: str) -> Callable[[], None]:
+    def command() -> None:
+        stage = importlib.import_module(f"{__package__}.stages.{name}")
+        try:
+            stage.run(Params.load(), Paths())
+        except StageError as error:
+            raise _fail(str(error)) from None
 
-    try:
-        run(Params.load().ingest.source, Paths.raw)
-    except FileNotFoundError as error:
-        raise _fail(str(error)) from None
+    return command
 
 
-@app.command()
-def prepare() -> None:
-    """Validate the raw data against ``data/schema.yaml`` and split it."""
-    from .data import DataValidationError
-    from .data import prepare as run
-
-    params = Params.load()
-    try:
-        run(
-            Paths.raw,
-            Schema.load(Paths.schema),
-            params.prepare.test_size,
-            params.seed,
-            Paths.train,
-            Paths.test,
-        )
-    except DataValidationError as error:
-        raise _fail(f"{Paths.raw}: {error}") from None
+for _name, _help in STAGES.items():
+    app.command(_name, help=_help)(_stage(_name))
 
 
 @app.command()
-def train() -> None:
-    """Fit the model on the training split and log the run to MLflow."""
-    from .train import train as run
-
-    run(Params.load(), Schema.load(Paths.schema))
-
-
-@app.command()
-def evaluate() -> None:
-    """Write test metrics, plots and per-group fairness metrics."""
-    from .evaluate import evaluate as run
-
-    run(Schema.load(Paths.schema))
-
-
-@app.command()
-def export() -> None:
-    """Export the ONNX serving bundle and check parity with the native model."""
-    from .export import export as run
-
-    run(Schema.load(Paths.schema))
-
-
-@app.command()
-def validate(
-    baseline_file: Annotated[
-        Path | None, typer.Option(help="Baseline metrics JSON, e.g. the production model's.")
-    ] = None,
-    baseline_ref: Annotated[
-        str | None,
-        typer.Option(help="Git ref whose committed metrics/metrics.json is the baseline."),
+def baseline(
+    ref: Annotated[
+        str | None, typer.Option(help="Git ref of the baseline model; none: no baseline.")
     ] = None,
 ) -> None:
-    """Apply the gates; write reports/verdict.json and reports/report.md; exit 1 on failure."""
-    from .files import atomic_path, read_json, write_json
-    from .report import render
-    from .validate import BaselineError, decide, load_baseline
+    """Fetch the baseline (the model at REF, or its metrics) into baseline/ for validate."""
+    from .baseline import fetch
+
+    found = fetch(ref, Paths())
+    typer.echo(f"Baseline: {found.source}: {found.note}")
+
+
+@app.command()
+def lineage(
+    output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+) -> None:
+    """Print the versioned JSON that CI/CD consumes: model, verdict, metrics, lineage."""
+    from .lineage import lineage as describe
 
     try:
-        baseline, source = load_baseline(baseline_file, baseline_ref)
-    except BaselineError as error:
+        text = json.dumps(describe(Paths()), indent=2, sort_keys=True)
+    except (StageError, ValueError) as error:
         raise _fail(str(error)) from None
-    verdict = decide(
-        read_json(Paths.metrics),
-        read_json(Paths.fairness),
-        read_json(Paths.parity),
-        Params.load().validate_,
-        baseline,
-        source,
-    )
-    write_json(Paths.verdict, verdict.to_json())
-    with atomic_path(Paths.report) as temporary:
-        temporary.write_text(render(verdict), encoding="utf-8")
-    for gate in verdict.gates:
-        log.info("gate %-12s %-7s %s", gate.name, gate.status, gate.detail)
-    if not verdict.passed:
-        failed = ", ".join(gate.name for gate in verdict.gates if gate.status == "failed")
-        raise _fail(f"model rejected by gate(s): {failed}; see {Paths.report}")
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    model_dir: Annotated[Path, typer.Option(help="ONNX bundle written by export.")] = Paths.bundle,
+    host: Annotated[str | None, typer.Option(help="Interface; default SERVE_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port; default SERVE_PORT.")] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Bundle written by export; default SERVE_MODEL_DIR.")
+    ] = None,
 ) -> None:
-    """Serve the ONNX model over HTTP (see README for the API)."""
+    """Serve the ONNX model over HTTP; options override the SERVE_* environment variables."""
     from .serve.__main__ import run
     from .serve.settings import ServeSettings
 
-    run(ServeSettings(host=host, port=port, model_dir=model_dir))
+    given = {"host": host, "port": port, "model_dir": model_dir}
+    run(ServeSettings(**{name: value for name, value in given.items() if value is not None}))
 
 
 @app.command()
@@ -157,7 +124,8 @@ def smoke(
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
     """Smoke-test a server: /ready, one real prediction, one bad request."""
-    from .smoke import EXAMPLE_FILE, SmokeTestError, free_port, smoke_test
+    from .serve.bundle import EXAMPLE_FILE
+    from .smoke import SmokeTestError, free_port, smoke_test
 
     server = None
     if url is None:
@@ -195,28 +163,23 @@ def smoke(
 def summary() -> None:
     """Print metrics, gate verdicts and where the artifacts are."""
     from .files import read_json
+    from .verdict import Verdict
 
-    verdict = read_json(Paths.verdict)
+    paths = Paths()
+    verdict = Verdict.from_json(read_json(paths.verdict))
     typer.echo("Metrics (test split):")
-    for name, value in sorted(verdict["metrics"].items()):
+    for name, value in sorted(verdict.metrics.items()):
         typer.echo(f"  {name:<12} {value:.4f}")
+    typer.echo(f"Baseline: {verdict.baseline.note or 'none'}")
     typer.echo("Gates:")
-    for gate in verdict["gates"]:
-        typer.echo(f"  {gate['name']:<12} {gate['status']:<8} {gate['detail']}")
-    typer.echo(f"Verdict: {'PASSED' if verdict['passed'] else 'REJECTED'}")
+    for gate in verdict.gates:
+        typer.echo(f"  {gate.name:<12} {gate.status:<14} {gate.detail}")
+    typer.echo(f"Verdict: {'PASSED' if verdict.passed else 'REJECTED'}")
     typer.echo("Artifacts:")
-    artifacts = (
-        Paths.bundle / "model.onnx",
-        Paths.metrics,
-        Paths.fairness,
-        Paths.parity,
-        Paths.report,
-        Paths.confusion,
-        Paths.roc,
-    )
-    for path in artifacts:
-        typer.echo(f"  {path}")
-    if Paths.mlflow_run.exists():
+    for path in (paths.bundle, *paths.artifacts[1:]):
+        typer.echo(f"  {path}/")
+    if paths.mlflow_run.exists():
         typer.echo(
-            f"MLflow run: {Paths.mlflow_run.read_text().strip()} (mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db)"
+            f"MLflow run: {paths.mlflow_run.read_text().strip()} "
+            f"(mlflow ui --backend-store-uri sqlite:///{paths.mlflow}/mlflow.db)"
         )

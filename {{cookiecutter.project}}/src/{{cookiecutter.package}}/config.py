@@ -1,18 +1,25 @@
-"""Typed parameters from ``params.yaml`` and the fixed paths of the pipeline.
+"""``params.yaml`` as typed data, and the files the stages exchange.
 
-Unknown keys are errors (``extra="forbid"``): a typo in ``params.yaml`` must not silently
-fall back to a default.
+No framework is imported here: the ``train`` section stays plain data and is validated by the
+chosen framework's ``Params`` model when ``train`` runs, so loading the configuration (and
+``<cli> --help``) never pulls in a training library. Unknown keys are errors
+(``extra="forbid"``): a typo in ``params.yaml`` must not silently fall back to a default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .frameworks import TrainParams
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class StageError(RuntimeError):
+    """A stage cannot go on; the message says what is wrong and where, in one line or a list."""
 
 
 class _Strict(BaseModel):
@@ -29,6 +36,19 @@ class PrepareParams(_Strict):
     """How the validated data is split."""
 
     test_size: float = Field(gt=0, lt=1)
+
+
+class Bound(_Strict):
+    """A threshold with its direction: ``{min: 0.85}`` for a score, ``{max: 0.4}`` for a loss."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> Bound:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("give exactly one of min or max")
+        return self
 
 
 class FairnessBound(_Strict):
@@ -48,41 +68,80 @@ class ParityBound(_Strict):
 class ValidateParams(_Strict):
     """The gates a model must pass before it may ship."""
 
-    thresholds: dict[str, float] = {}
+    thresholds: dict[str, Bound] = {}
     max_regression: float = Field(ge=0)
-    fairness: FairnessBound
+    # None switches the fairness gate off explicitly; the verdict then says "not applicable".
+    fairness: FairnessBound | None
     parity: ParityBound
 
 
 class Params(_Strict):
-    """All of ``params.yaml``."""
+    """All of ``params.yaml``; ``train`` is validated by the framework (see module docstring)."""
 
     seed: int
     ingest: IngestParams
     prepare: PrepareParams
-    train: TrainParams
+    train: dict[str, Any]
     validate_: ValidateParams = Field(alias="validate")
 
     @classmethod
     def load(cls, path: Path = Path("params.yaml")) -> Params:
-        """Read and check ``params.yaml``."""
-        return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        """Read and check ``params.yaml``.
+
+        Raises:
+            StageError: naming each offending key.
+        """
+        return validated(cls, yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
 
 
+def validated(model: type[Model], data: object, where: str) -> Model:
+    """``model.model_validate(data)``, with errors as a :class:`StageError` naming each key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            f"{where}: {'.'.join(map(str, item['loc'])) or '(top level)'}: {item['msg']}"
+            for item in error.errors(include_url=False)
+        ]
+        raise StageError("\n".join(problems)) from None
+
+
+@dataclasses.dataclass(frozen=True)
 class Paths:
-    """Files the stages exchange, relative to the project root (where DVC runs them)."""
+    """Files the stages exchange, relative to the project root (where DVC runs them).
 
-    schema = Path("data/schema.yaml")
-    raw = Path("data/raw/dataset.csv")
-    train = Path("data/prepared/train.csv")
-    test = Path("data/prepared/test.csv")
-    model = Path("models/model.joblib")
-    bundle = Path("models/serving")
-    metrics = Path("metrics/metrics.json")
-    fairness = Path("metrics/fairness.json")
-    parity = Path("metrics/parity.json")
-    confusion = Path("plots/confusion.csv")
-    roc = Path("plots/roc.csv")
-    verdict = Path("reports/verdict.json")
-    report = Path("reports/report.md")
-    mlflow_run = Path("mlflow/last_run_id")
+    ``Paths.at(root)`` roots every path elsewhere, for tests and tools.
+    """
+
+    root: Path = Path()
+    params: Path = Path("params.yaml")
+    schema: Path = Path("data/schema.yaml")
+    raw: Path = Path("data/raw/dataset.csv")
+    train: Path = Path("data/prepared/train.csv")
+    test: Path = Path("data/prepared/test.csv")
+    model: Path = Path("models/native")
+    bundle: Path = Path("models/serving")
+    metrics: Path = Path("metrics/metrics.json")
+    fairness: Path = Path("metrics/fairness.json")
+    parity: Path = Path("metrics/parity.json")
+    confusion: Path = Path("plots/confusion.csv")
+    roc: Path = Path("plots/roc.csv")
+    baseline: Path = Path("baseline")
+    verdict: Path = Path("reports/verdict.json")
+    report: Path = Path("reports/report.md")
+    mlflow: Path = Path("mlflow")
+    dvc_lock: Path = Path("dvc.lock")
+
+    def at(self, root: Path) -> Paths:
+        """The same layout under ``root``."""
+        return Paths(**{f.name: root / getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    @property
+    def mlflow_run(self) -> Path:
+        """The id of the MLflow run that ``train`` started and later stages continue."""
+        return self.mlflow / "last_run_id"
+
+    @property
+    def artifacts(self) -> tuple[Path, ...]:
+        """What CI keeps of a run: the bundle, metrics, plots and reports."""
+        return (self.bundle, self.metrics.parent, self.confusion.parent, self.verdict.parent)

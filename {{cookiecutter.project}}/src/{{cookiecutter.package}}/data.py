@@ -1,4 +1,4 @@
-"""Ingest, validate and split the dataset.
+"""Read data and check it against the data contract (``data/schema.yaml``).
 
 Validation reads every column as text first so that it can say exactly what is wrong and
 where: each problem names the column, the rule it breaks and the first offending CSV lines.
@@ -6,41 +6,27 @@ where: each problem names the column, the rule it breaks and the first offending
 
 from __future__ import annotations
 
-import logging
-import shutil
+import csv
+import io
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
-from .files import atomic_path
+from .config import StageError
 from .schema import CategoryColumn, NumericColumn, Schema
-
-log = logging.getLogger(__name__)
 
 SHOWN_LINES = 5
 # pandas' index 0 is the row after the header, i.e. line 2 of the CSV file.
 FIRST_DATA_LINE = 2
 
 
-class DataValidationError(ValueError):
+class DataValidationError(StageError):
     """The data breaks the schema; the message lists every problem found."""
 
     def __init__(self, problems: list[str]) -> None:
         """Keep the individual problems for callers and tests."""
         self.problems = problems
         super().__init__("data does not match the schema:\n  - " + "\n  - ".join(problems))
-
-
-def ingest(source: Path, destination: Path) -> None:
-    """Bring the raw data into the pipeline (the default copies the shipped demo file)."""
-    if not source.is_file():
-        raise FileNotFoundError(
-            f"ingest source {source} does not exist (params.yaml: ingest.source)"
-        )
-    with atomic_path(destination) as temporary:
-        shutil.copyfile(source, temporary)
-    log.info("ingested %s -> %s", source, destination)
 
 
 def _lines(mask: pd.Series) -> str:
@@ -138,8 +124,32 @@ def _typed(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 def read_raw(path: Path, schema: Schema) -> pd.DataFrame:
-    """Read a CSV as text and validate it against ``schema``."""
-    text = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    """Read a CSV as text and validate it against ``schema``.
+
+    Raises:
+        DataValidationError: for a file that is not a CSV table (empty, binary, not UTF-8,
+            ragged, duplicated header) as well as for data that breaks the schema.
+    """
+    head = path.read_bytes()[:65536]
+    if not head.strip():
+        raise DataValidationError(["the file is empty; expected a CSV header and rows"])
+    if b"\x00" in head:
+        raise DataValidationError(["the file is binary (NUL bytes), not a CSV text file"])
+    try:
+        text = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataValidationError(
+            [f"not UTF-8 text: byte {error.object[error.start]:#x} at offset {error.start}"]
+        ) from None
+    except pd.errors.ParserError as error:
+        raise DataValidationError([f"not a well-formed CSV table: {error}".strip()]) from None
+    header = next(csv.reader(io.StringIO(head.decode("utf-8", errors="replace"))))
+    if duplicated := sorted({name for name in header if header.count(name) > 1}):
+        raise DataValidationError(
+            [f"column {name!r}: appears twice in the header" for name in duplicated]
+        )
+    if text.empty:
+        raise DataValidationError(["the file has a header but no data rows"])
     return validate_frame(text, schema)
 
 
@@ -147,20 +157,3 @@ def read_prepared(path: Path, schema: Schema) -> tuple[pd.DataFrame, pd.Series]:
     """Read a split written by :func:`prepare` as features and target."""
     frame = _typed(pd.read_csv(path, keep_default_na=False), schema)
     return frame[schema.features], frame[schema.target.name]
-
-
-def prepare(
-    raw: Path, schema: Schema, test_size: float, seed: int, train: Path, test: Path
-) -> None:
-    """Validate the raw data and write a stratified train/test split.
-
-    Nothing is written unless the whole dataset is valid, so DVC never caches a partial split.
-    """
-    frame = read_raw(raw, schema)
-    train_part, test_part = train_test_split(
-        frame, test_size=test_size, random_state=seed, stratify=frame[schema.target.name]
-    )
-    for part, path in ((train_part, train), (test_part, test)):
-        with atomic_path(path) as temporary:
-            part.to_csv(temporary, index=False)
-    log.info("prepared %d training and %d test rows", len(train_part), len(test_part))

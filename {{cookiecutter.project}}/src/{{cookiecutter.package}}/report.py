@@ -1,41 +1,44 @@
-"""Render a :class:`~.validate.Verdict` as the Markdown report (job summary, PR comment)."""
+"""Render a :class:`~.verdict.Verdict` as the Markdown report (job summary, PR comment)."""
 
 from __future__ import annotations
 
-from .validate import Check, Verdict
+from .verdict import Check, Verdict
 
-ICONS = {"passed": "✅", "failed": "❌", "skipped": "⚪"}
+ICONS = {"passed": "✅", "failed": "❌", "skipped": "⚪", "not_applicable": "➖"}  # noqa: RUF001
 
 
 def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
+    return "—" if value is None else f"{value:.4f}"
 
 
 def _delta(value: float, baseline: float | None) -> str:
-    if baseline is None:
-        return "—"
-    return f"{value - baseline:+.4f}"
+    return "—" if baseline is None else f"{value - baseline:+.4f}"
 
 
 def _check(check: Check) -> str:
     mark = "✅" if check.passed else "❌"
-    return f"{mark} `{check.name}` {_number(check.value)} {check.op} {check.bound:g}"
+    value = "—" if check.value is None else f"{check.value:.4g}"
+    return f"{mark} `{check.name}` {value} {check.op} {check.bound:g}"
 
 
 def chart(verdict: Verdict) -> list[str]:
-    """A Mermaid bar chart (GitHub renders it; no image host): baseline bars, then current."""
-    names = sorted(verdict.metrics)
-    baseline = verdict.baseline or {}
+    """A Mermaid bar chart (GitHub renders it; no image host): baseline bars, then current.
+
+    With a baseline, only the metrics both sides have are drawn: a missing value is not 0.
+    """
+    baseline = verdict.baseline.metrics or {}
+    names = sorted(name for name in verdict.metrics if not baseline or name in baseline)
     series = [("current", [verdict.metrics[name] for name in names])]
     if baseline:
-        series.insert(0, ("baseline", [baseline.get(name, 0.0) for name in names]))
+        series.insert(0, ("baseline", [baseline[name] for name in names]))
+    top = max([1.0, *(value for _, values in series for value in values)])
     labels = " then ".join(label for label, _ in series)
     lines = [
         "```mermaid",
         "xychart-beta",
         f'  title "Test metrics ({labels})"',
         f"  x-axis [{', '.join(names)}]",
-        '  y-axis "score" 0 --> 1',
+        f'  y-axis "value" 0 --> {top:.4g}',
     ]
     lines += [f"  bar [{', '.join(f'{value:.4f}' for value in values)}]" for _, values in series]
     return [*lines, "```"]
@@ -44,12 +47,12 @@ def chart(verdict: Verdict) -> list[str]:
 def render(verdict: Verdict) -> str:
     """The whole report: verdict, metric table with baseline diff, gate table."""
     title = "✅ Model passed all gates" if verdict.passed else "❌ Model rejected"
-    baseline = verdict.baseline or {}
-    source = verdict.baseline_source or "none (absolute thresholds only)"
+    baseline = verdict.baseline.metrics or {}
     lines = [
         f"## {title}",
         "",
-        f"Baseline: {source}",
+        f"Model: `{verdict.model_sha256[:12]}`, test split `{verdict.test_split_md5[:12]}`. "
+        f"Baseline: {verdict.baseline.note or 'none'}.",
         "",
         "| metric | value | baseline | Δ |",
         "| --- | ---: | ---: | ---: |",
@@ -61,7 +64,6 @@ def render(verdict: Verdict) -> str:
     lines += ["", "| gate | verdict | detail | checks |", "| --- | --- | --- | --- |"]
     for gate in verdict.gates:
         checks = "<br>".join(_check(check) for check in gate.checks) or "—"
-        lines.append(
-            f"| {gate.name} | {ICONS[gate.status]} {gate.status} | {gate.detail} | {checks} |"
-        )
+        status = gate.status.replace("_", " ")
+        lines.append(f"| {gate.name} | {ICONS[gate.status]} {status} | {gate.detail} | {checks} |")
     return "\n".join(lines) + "\n"

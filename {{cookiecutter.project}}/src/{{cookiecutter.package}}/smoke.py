@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-EXAMPLE_FILE = "example.json"
 TOLERANCE = 1e-6
 
 

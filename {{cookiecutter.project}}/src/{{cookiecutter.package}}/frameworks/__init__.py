@@ -1,8 +1,54 @@
-"""The training framework chosen when the project was generated.
+"""How the model is learned: the framework chosen when the project was generated.
 
-Every framework module offers the same functions, so the stages never name a framework.
+Every framework module satisfies :class:`Framework`, so stages never name a framework.
+Nothing here imports a training library until a stage calls :func:`load`.
 """
 
-from .{{ cookiecutter.framework }} import NAME, TrainParams, fit, load, predict_proba, save, to_onnx
+from __future__ import annotations
 
-__all__ = ["NAME", "TrainParams", "fit", "load", "predict_proba", "save", "to_onnx"]
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from ..schema import Schema
+
+
+class Framework(Protocol):
+    """What the stages need from a framework module."""
+
+    NAME: str
+    Params: type[BaseModel]  # the ``train`` section of params.yaml
+
+    def fit(
+        self,
+        features: pd.DataFrame,
+        target: pd.Series,
+        schema: Schema,
+        params: Any,
+        seed: int,
+    ) -> Any:
+        """Train on the features; the same data, params and seed give the same model."""
+
+    def predict_proba(self, model: Any, features: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, columns ordered like ``schema.target.classes``."""
+
+    def save(self, model: Any, folder: Path) -> None:
+        """Persist the native model into an empty folder."""
+
+    def load(self, folder: Path) -> Any:
+        """Load a model written by :meth:`save`."""
+
+    def to_onnx(self, model: Any, schema: Schema) -> bytes:
+        """Serialize to ONNX: one ``[N, 1]`` input per feature; outputs label, probabilities."""
+
+
+def load() -> Framework:
+    """The framework module this project trains with."""
+    from . import {{ cookiecutter.framework }} as chosen
+
+    return cast(Framework, chosen)

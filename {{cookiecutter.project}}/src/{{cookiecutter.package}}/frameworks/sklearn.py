@@ -22,9 +22,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from ..schema import CategoryColumn, Schema
 
 NAME = "sklearn"
+MODEL_FILE = "model.joblib"
 
 
-class TrainParams(BaseModel):
+class Params(BaseModel):
     """Hyper-parameters of the ``train`` section of ``params.yaml``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -34,7 +35,7 @@ class TrainParams(BaseModel):
 
 
 def fit(
-    features: pd.DataFrame, target: pd.Series, schema: Schema, params: TrainParams, seed: int
+    features: pd.DataFrame, target: pd.Series, schema: Schema, params: Params, seed: int
 ) -> Pipeline:
     """Fit the pipeline; the same data, params and seed give the same model."""
     categorical = [name for name, col in schema.columns.items() if isinstance(col, CategoryColumn)]
@@ -62,14 +63,14 @@ def predict_proba(model: Pipeline, features: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(features)
 
 
-def save(model: Pipeline, path: Path) -> None:
-    """Persist the fitted pipeline."""
-    joblib.dump(model, path)
+def save(model: Pipeline, folder: Path) -> None:
+    """Persist the fitted pipeline into ``folder``."""
+    joblib.dump(model, folder / MODEL_FILE)
 
 
-def load(path: Path) -> Pipeline:
+def load(folder: Path) -> Pipeline:
     """Load a pipeline written by :func:`save`."""
-    return joblib.load(path)
+    return joblib.load(folder / MODEL_FILE)
 
 
 def to_onnx(model: Pipeline, schema: Schema) -> bytes:

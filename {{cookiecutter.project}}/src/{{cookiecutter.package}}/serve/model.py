@@ -1,4 +1,4 @@
-"""The ONNX model bundle (``model.onnx`` + ``metadata.json``) and its onnxruntime session.
+"""The onnxruntime session over a serving bundle's model, and the mapping from rows to its inputs.
 
 Export checks parity through this same class, so the parity gate covers the exact code path
 that serves requests.
@@ -17,9 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..schema import CategoryColumn, Schema
-
-MODEL_FILE = "model.onnx"
-METADATA_FILE = "metadata.json"
+from .bundle import METADATA_FILE, MODEL_FILE, read_manifest
 
 
 def session_options() -> ort.SessionOptions:
@@ -74,7 +72,8 @@ class OnnxModel:
 
     @classmethod
     def load(cls, bundle: Path) -> OnnxModel:
-        """Load ``model.onnx`` and ``metadata.json`` from a bundle directory."""
+        """Load ``model.onnx`` and ``metadata.json`` from a bundle checked against its manifest."""
+        read_manifest(bundle)
         metadata = json.loads((bundle / METADATA_FILE).read_text(encoding="utf-8"))
         return cls((bundle / MODEL_FILE).read_bytes(), metadata)
 
@@ -95,12 +94,3 @@ class OnnxModel:
     def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> Prediction:
         """Predict from validated request rows (one mapping per row)."""
         return self.predict_columns({name: [row[name] for row in rows] for name in self._dtypes})
-
-
-def write_bundle(bundle: Path, onnx_bytes: bytes, metadata: Mapping[str, Any]) -> None:
-    """Write a bundle that :meth:`OnnxModel.load` reads back."""
-    bundle.mkdir(parents=True, exist_ok=True)
-    (bundle / MODEL_FILE).write_bytes(onnx_bytes)
-    (bundle / METADATA_FILE).write_text(
-        json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )

@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 
 def set_output(name: str, value: str) -> None:
-    """Set a step output (single-line values only)."""
+    """Set a step output; multi-line values use a random heredoc delimiter."""
     if "\n" in value:
-        raise ValueError(f"output {name} must be a single line")
-    _append("GITHUB_OUTPUT", f"{name}={value}\n")
+        delimiter = f"EOF_{uuid.uuid4().hex}"
+        _append("GITHUB_OUTPUT", f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    else:
+        _append("GITHUB_OUTPUT", f"{name}={value}\n")
 
 
 def append_summary(markdown: str) -> None:
@@ -40,15 +44,19 @@ def error(message: str) -> None:
     print(f"::error::{_escape(message)}", flush=True)
 
 
-def run(command: Sequence[str], cwd: Path | None = None) -> int:
+def fail(message: str) -> NoReturn:
+    """Annotate an error and stop the step."""
+    error(message)
+    sys.exit(1)
+
+
+def run(
+    command: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> int:
     """Run a command with its output streamed to the log; return its exit code."""
     print(f"$ {' '.join(command)}", flush=True)
-    return subprocess.run(command, cwd=cwd, check=False).returncode
-
-
-def input_value(name: str, default: str = "") -> str:
-    """An action input, passed to the script as INPUT_<NAME> through ``env:``."""
-    return os.environ.get(f"INPUT_{name.upper().replace('-', '_')}", default).strip()
+    merged = None if env is None else {**os.environ, **env}
+    return subprocess.run(command, cwd=cwd, env=merged, check=False).returncode
 
 
 def _append(variable: str, text: str) -> None:
@@ -60,9 +68,3 @@ def _append(variable: str, text: str) -> None:
 
 def _escape(message: str) -> str:
     return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def fail(message: str) -> None:
-    """Annotate an error and stop the step."""
-    error(message)
-    sys.exit(1)

@@ -1,23 +1,22 @@
-"""The ``export`` stage: convert to ONNX, check parity with the native model, log to MLflow."""
+"""``export``: the ONNX serving bundle, its parity with the native model, and its MLflow log."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Any
 
 import mlflow
 import numpy as np
 import onnx
 
-from . import frameworks
-from .config import Paths
-from .data import read_prepared
-from .files import write_json
-from .schema import Schema
-from .serve.model import OnnxModel, write_bundle
-from .smoke import EXAMPLE_FILE
-from .tracking import pipeline_run
+from .. import frameworks
+from ..config import Params, Paths
+from ..data import read_prepared
+from ..files import atomic_dir, write_json
+from ..schema import Schema
+from ..serve.bundle import write_bundle
+from ..serve.model import OnnxModel
+from ..tracking import pipeline_run
 
 log = logging.getLogger(__name__)
 EXAMPLE_ROWS = 3  # test rows (and their expected predictions) shipped for smoke tests
@@ -36,31 +35,29 @@ def parity(
     }
 
 
-def export(schema: Schema) -> dict[str, float]:
-    """Write the serving bundle and ``metrics/parity.json``; the validate stage gates parity."""
-    native = frameworks.load(Paths.model)
-    onnx_bytes = frameworks.to_onnx(native, schema)
-    metadata = {"schema": schema.model_dump(mode="json"), "framework": frameworks.NAME}
-    shutil.rmtree(Paths.bundle, ignore_errors=True)
-    write_bundle(Paths.bundle, onnx_bytes, metadata)
+def run(params: Params, paths: Paths) -> None:
+    """Write the serving bundle and the parity metrics; the validate stage gates parity."""
+    framework = frameworks.load()
+    schema = Schema.load(paths.schema)
+    native = framework.load(paths.model)
+    onnx_bytes = framework.to_onnx(native, schema)
+    metadata = {"schema": schema.model_dump(mode="json"), "framework": framework.NAME}
     model = OnnxModel(onnx_bytes, metadata)
 
-    features, _ = read_prepared(Paths.test, schema)
+    features, _ = read_prepared(paths.test, schema)
     columns = {name: features[name].to_list() for name in schema.features}
-    result = parity(model, frameworks.predict_proba(native, features), columns)
-    write_json(Paths.parity, result)
+    result = parity(model, framework.predict_proba(native, features), columns)
     example_rows = features.head(EXAMPLE_ROWS).astype(object).to_dict(orient="records")
-    write_json(
-        Paths.bundle / EXAMPLE_FILE,
-        {
-            "rows": example_rows,
-            "predictions": model.predict_rows(example_rows).to_json(model.classes),
-        },
-    )
+    example = {
+        "rows": example_rows,
+        "predictions": model.predict_rows(example_rows).to_json(model.classes),
+    }
+    with atomic_dir(paths.bundle) as folder:
+        write_bundle(folder, onnx_bytes, metadata, example)
+    write_json(paths.parity, result)
 
-    with pipeline_run():
+    with pipeline_run(paths):
         mlflow.log_metrics({f"parity.{name}": value for name, value in result.items()})
         mlflow.set_tag("model.onnx_sha256", model.sha256)
         mlflow.onnx.log_model(onnx.load_from_string(onnx_bytes), name="model", input_example=None)
     log.info("exported ONNX model %s, parity %s", model.sha256[:12], result)
-    return result

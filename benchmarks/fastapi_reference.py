@@ -5,6 +5,7 @@ This is what most teams write first; the benchmark shows what the lean app gains
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, create_model
 
-from {{ cookiecutter.package }}.serve.model import OnnxModel
-
+# The benchmark names the generated project's package; this app serves its bundle.
+OnnxModel = importlib.import_module(f"{os.environ['BENCH_PACKAGE']}.serve.model").OnnxModel
 model = OnnxModel.load(Path(os.environ.get("SERVE_MODEL_DIR", "models/serving")))
 fields: dict[str, Any] = {
     name: (str if column.type == "category" else float, ...)

@@ -1,22 +1,26 @@
-"""Serving benchmark: this project's server against `mlflow models serve` on the same ONNX model.
+"""Serving benchmark: a generated project's server against `mlflow models serve`, same ONNX model.
 
 Also measured, for context: a minimal FastAPI app over the same model (what most teams write
 first) and an empty ASGI app on the same HTTP stack (the ceiling any Python app can reach
 here). Load comes from wrk (one thread, so the server keeps the other core); every server
 gets one worker process and the same single-row request, repeated.
 
-Usage, after `dvc repro`:
-    python benchmarks/serve_vs_mlflow.py [--duration 10] [--output results.json]
-Needs wrk (Debian/Ubuntu: apt-get install wrk) and the train extra (MLflow, FastAPI).
+Usage, from the template repository after `make demo` (which bakes and reproduces the
+default project into build/): `make bench`, or
+    python benchmarks/serve_vs_mlflow.py --project build/my-ml-project [--duration 10]
+Needs wrk (Debian/Ubuntu: apt-get install wrk), and the project installed in this Python
+with its train extra (MLflow, FastAPI).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -26,9 +30,6 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from {{ cookiecutter.package }}.smoke import free_port
-
-PACKAGE = "{{ cookiecutter.package }}"
 BUNDLE = Path("models/serving")
 RUN_ID_FILE = Path("mlflow/last_run_id")
 HERE = Path(__file__).resolve().parent
@@ -132,13 +133,13 @@ def measure(server: Server, port: int, args: argparse.Namespace, env: dict) -> R
     return Result(server.name, rps, latency["50"], latency["90"], latency["99"], errors)
 
 
-def ready_time(env: dict, port: int, attempts: int = 5) -> list[float]:
+def ready_time(package: str, env: dict, port: int, attempts: int = 5) -> list[float]:
     """Seconds from process start to /ready answering 200, for several cold starts."""
     times = []
     for _ in range(attempts):
         started = time.monotonic()
         server = subprocess.Popen(
-            [sys.executable, "-m", f"{PACKAGE}.serve"], env=env, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", f"{package}.serve"], env=env, stderr=subprocess.DEVNULL
         )
         try:
             wait_for(f"http://127.0.0.1:{port}/ready")
@@ -149,7 +150,14 @@ def ready_time(env: dict, port: int, attempts: int = 5) -> list[float]:
     return times
 
 
-def contenders(port: int, row: dict, scratch: Path) -> list[Server]:
+def free_port() -> int:
+    """A local TCP port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def contenders(package: str, port: int, row: dict, scratch: Path) -> list[Server]:
     """This project, the FastAPI reference, MLflow, and the empty-app ceiling."""
     uvicorn = [sys.executable, "-m", "uvicorn", "--port", str(port), "--no-access-log"]
     uvicorn += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
@@ -161,7 +169,7 @@ def contenders(port: int, row: dict, scratch: Path) -> list[Server]:
     mlflow += ["--env-manager", "local", "-w", "1", "-p", str(port)]
     return [
         Server(
-            "this project", [sys.executable, "-m", f"{PACKAGE}.serve"], "/ready", "/predict", ours
+            "this project", [sys.executable, "-m", f"{package}.serve"], "/ready", "/predict", ours
         ),
         Server(
             "minimal FastAPI + onnxruntime",
@@ -187,7 +195,14 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per server")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--output", type=Path, help="also write the results as JSON")
+    parser.add_argument("--project", type=Path, default=Path("build/my-ml-project"))
     args = parser.parse_args()
+    if args.output:
+        args.output = args.output.resolve()
+    answers = json.loads((args.project / ".cruft.json").read_text())["context"]["cookiecutter"]
+    package = answers["package"]
+    importlib.import_module(package)  # the project must be installed in this Python
+    os.chdir(args.project)
     if not shutil.which("wrk"):
         sys.exit("wrk not found: install it (apt-get install wrk) and run again")
     if not (BUNDLE / "example.json").exists() or not RUN_ID_FILE.exists():
@@ -196,14 +211,16 @@ def main() -> int:
     row = json.loads((BUNDLE / "example.json").read_text())["rows"][0]
     port = free_port()
     env = {**os.environ, "SERVE_LOG_LEVEL": "warning", "SERVE_PORT": str(port)}
+    env["BENCH_PACKAGE"] = package
     env["SERVE_MODEL_DIR"] = str(BUNDLE)
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{Path('mlflow/mlflow.db').resolve()}")
 
-    starts = ready_time(env, port)
+    starts = ready_time(package, env, port)
     with tempfile.TemporaryDirectory() as scratch:
         Path(scratch, "empty_app.py").write_text(EMPTY_APP)
         results = [
-            measure(server, port, args, env) for server in contenders(port, row, Path(scratch))
+            measure(server, port, args, env)
+            for server in contenders(package, port, row, Path(scratch))
         ]
     report(results, starts, args)
     return 1 if any(result.errors for result in results) else 0

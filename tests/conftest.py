@@ -1,0 +1,54 @@
+"""Bakes shared by the whole session: one per supported combination, made once.
+
+Tests that only read a baked project use ``baked`` (every combination) or ``baked_default``;
+tests that change a project get their own copy with :func:`tests.baking.fresh`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .baking import Project, bake, fresh, install
+from .matrix import SUPPORTED
+
+
+@pytest.fixture(scope="session")
+def bakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Combination id -> its baked project, baked on first use."""
+    return _Bakes(tmp_path_factory)
+
+
+class _Bakes(dict):
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def __missing__(self, key: str) -> Path:
+        self[key] = bake(self.factory.mktemp(f"bake-{key}"), **SUPPORTED[key])
+        return self[key]
+
+
+@pytest.fixture(scope="session", params=list(SUPPORTED), ids=list(SUPPORTED))
+def baked(request: pytest.FixtureRequest, bakes: dict[str, Path]) -> Path:
+    return bakes[request.param]
+
+
+@pytest.fixture(scope="session")
+def baked_default(bakes: dict[str, Path]) -> Path:
+    return bakes["default"]
+
+
+@pytest.fixture(scope="session")
+def reproduced(baked_default: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The default project, installed, its pipeline run and everything committed.
+
+    For tests that only read it (lineage, MLflow, the image build); one per worker.
+    """
+    root = tmp_path_factory.mktemp("reproduced")
+    project = install(fresh(baked_default, root), root / "venv")
+    project.dvc("repro")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-qm", "validated model")
+    return project

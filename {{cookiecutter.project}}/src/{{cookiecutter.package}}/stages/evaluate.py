@@ -1,0 +1,62 @@
+"""``evaluate``: test-split metrics, DVC plot data and per-group fairness metrics."""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from .. import frameworks
+from ..config import Params, Paths
+from ..data import read_prepared
+from ..files import atomic_path, write_json
+from ..metrics import DIGITS, classification_metrics, fairness_metrics
+from ..schema import Schema
+from ..tracking import pipeline_run
+
+log = logging.getLogger(__name__)
+
+
+def write_plots(
+    target: np.ndarray, probabilities: np.ndarray, schema: Schema, paths: Paths
+) -> None:
+    """Confusion-matrix rows and the ROC curve (last class positive) as CSV for ``dvc plots``."""
+    with atomic_path(paths.confusion) as temporary:
+        pd.DataFrame({"actual": target, "predicted": schema.target.labels(probabilities)}).to_csv(
+            temporary, index=False
+        )
+    fpr, tpr, _ = skm.roc_curve(target, probabilities[:, -1], pos_label=schema.target.classes[-1])
+    with atomic_path(paths.roc) as temporary:
+        pd.DataFrame({"fpr": fpr.round(DIGITS), "tpr": tpr.round(DIGITS)}).to_csv(
+            temporary, index=False
+        )
+
+
+def run(params: Params, paths: Paths) -> None:
+    """Score the model on the test split, write metrics and plots, log them to MLflow."""
+    framework = frameworks.load()
+    schema = Schema.load(paths.schema)
+    features, target = read_prepared(paths.test, schema)
+    probabilities = framework.predict_proba(framework.load(paths.model), features)
+    truth = target.to_numpy()
+    scores = classification_metrics(truth, probabilities, schema)
+    fairness = fairness_metrics(
+        truth,
+        schema.target.labels(probabilities),
+        features[schema.sensitive],
+        schema.target.classes[-1],
+    )
+    write_json(paths.metrics, scores)
+    write_json(paths.fairness, fairness)
+    write_plots(truth, probabilities, schema, paths)
+    with pipeline_run(paths):
+        mlflow.log_metrics(scores)
+        for feature, values in fairness.items():
+            for name in ("demographic_parity_difference", "equalized_odds_difference"):
+                mlflow.log_metric(f"{feature}.{name}", values[name])
+        for path in (paths.metrics, paths.fairness, paths.confusion, paths.roc):
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
+    log.info("test metrics: %s", scores)
