@@ -7,16 +7,28 @@ BUILD ?= build
 DEMO := $(BUILD)/my-ml-project
 PYTEST_ARGS ?=
 
-.PHONY: help install lint format test demo bench clean
+.PHONY: help install lock lint format test demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## Create .venv with the pinned tools and the project's dependencies
-$(VENV)/.installed: requirements-dev.txt
+LOCKS := {{cookiecutter.project}}/requirements
+
+install: $(VENV)/.installed ## Create .venv: the generated project's locked dependencies, then the pinned tools
+$(VENV)/.installed: requirements-dev.txt $(LOCKS)/dev.lock
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCKS)/dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+lock: install ## Re-lock the generated project's dependencies (uv, needs the package index)
+	rm -rf $(BUILD)/lock
+	$(BIN)/cookiecutter . --no-input --output-dir $(BUILD)/lock python_version=3.10
+	for extra in dev serve; do \
+	  $(BIN)/uv pip compile $(BUILD)/lock/my-ml-project/pyproject.toml --extra $$extra \
+	    --universal --generate-hashes --no-header --no-annotate -o $(LOCKS)/$$extra.lock && \
+	  sed -i "1i # The project's \`$$extra\` dependencies for every platform and Python >= 3.10, each file's SHA-256\n# checked on install: pip install --require-hashes -r requirements/$$extra.lock\n# Written by the template's \`make lock\` (uv pip compile --universal); do not edit by hand." $(LOCKS)/$$extra.lock || exit 1; \
+	done
 
 lint: install ## ruff on hooks, tests and actions
 	$(BIN)/ruff check hooks tests actions benchmarks

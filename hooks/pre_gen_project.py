@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -110,13 +111,25 @@ def single_line(max_length: int) -> Rule:
     return rule
 
 
-def rules(template: dict[str, object] | None) -> dict[str, Rule]:
-    """One rule per question; choice questions accept the lists in ``cookiecutter.json``.
+def declared_choices(options: dict[str, object], repo_dir: object) -> dict[str, object] | None:
+    """The questions as ``cookiecutter.json`` declares them, choice lists included.
 
-    ``template`` is None when cruft renders recorded answers: it passes them through
-    cookiecutter's ``generate_context``, which already refuses a value outside a choice list.
+    A normal run hands the hook the lists themselves (``options``). A replay hands it only
+    the recorded answers, so the template's file is read (``repo_dir`` may be relative to
+    where cookiecutter was started). cruft renders recorded answers through cookiecutter's
+    ``generate_context``, which refuses a value outside a choice list itself: None then.
     """
-    planned: dict[str, list[str]] = (template or {}).get("_planned", {})  # type: ignore[assignment]
+    if any(isinstance(value, list) for value in options.values()):
+        return options
+    if repo_dir:
+        path = Path(os.environ.get("PWD", "."), str(repo_dir), "cookiecutter.json")
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    return None
+
+
+def rules(template: dict[str, object] | None, planned: dict[str, list[str]]) -> dict[str, Rule]:
+    """One rule per question; choice questions accept the lists in ``cookiecutter.json``."""
 
     def choice(key: str) -> Rule:
         if template is None:
@@ -149,7 +162,8 @@ def rules(template: dict[str, object] | None) -> dict[str, Rule]:
 def problems(answers: dict[str, object], template: dict[str, object] | None) -> list[str]:
     """Return one message per answer that breaks its rule."""
     found = []
-    for field, rule in rules(template).items():
+    planned: dict[str, list[str]] = answers.get("_planned", {})  # type: ignore[assignment]
+    for field, rule in rules(template, planned).items():
         value = answers.get(field)
         if not isinstance(value, str):
             found.append(f"{field}: must be a string, got {value!r}")
@@ -163,13 +177,8 @@ def problems(answers: dict[str, object], template: dict[str, object] | None) -> 
 def main() -> int:
     """Validate the answers cookiecutter rendered into this script."""
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
-    repo_dir = answers.get("_repo_dir")
-    template = (
-        json.loads(Path(str(repo_dir), "cookiecutter.json").read_text("utf-8"))
-        if repo_dir
-        else None
-    )
-    found = problems(answers, template)
+    options = json.loads(r"""{{ _cookiecutter | default({}) | tojson }}""")
+    found = problems(answers, declared_choices(options, answers.get("_repo_dir")))
     for message in found:
         print(f"ERROR: invalid answer {message}", file=sys.stderr)
     return 1 if found else 0

@@ -8,12 +8,14 @@ import re
 import subprocess
 import sys
 import tomllib
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.markers import Marker
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from .baking import TEMPLATE, fresh
 from .matrix import SUPPORTED
@@ -55,6 +57,8 @@ notebooks/README.md
 notebooks/explore.ipynb
 params.yaml
 pyproject.toml
+requirements/dev.lock
+requirements/serve.lock
 src/PACKAGE/__init__.py
 src/PACKAGE/baseline.py
 src/PACKAGE/cli.py
@@ -211,19 +215,56 @@ def test_generated_code_is_ruff_clean(baked: Path) -> None:
     assert formatted.returncode == 0, formatted.stdout
 
 
-def test_pinned_environment_satisfies_the_project_ranges(baked: Path) -> None:
+def locked(path: Path) -> dict[str, str]:
+    """``name -> version`` of a lock file's pins that apply to this Python and platform."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if match := re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)\s*(?:;\s*([^\\]+))?", line):
+            name, pinned, marker = match.groups()
+            if marker is None or Marker(marker.strip()).evaluate():
+                pins[canonicalize_name(name)] = pinned
+    return pins
+
+
+def test_the_lock_covers_the_project_ranges_and_is_what_the_tests_run(baked: Path) -> None:
     project = tomllib.loads((baked / "pyproject.toml").read_text())["project"]
+    dev = locked(baked / "requirements" / "dev.lock")
     requirements = [Requirement(spec) for spec in project["dependencies"]]
     for extra in project["optional-dependencies"].values():
         requirements += [Requirement(spec) for spec in extra]
-    unmet = [
-        f"{req.name} {version(req.name)} not in {req.specifier}"
+    outside = [
+        f"{req.name} {dev.get(canonicalize_name(req.name))} not in {req.specifier}"
         for req in requirements
         if req.name != project["name"]
         and (req.marker is None or req.marker.evaluate())
-        and not req.specifier.contains(version(req.name), prereleases=True)
+        and not req.specifier.contains(dev.get(canonicalize_name(req.name), "0"), prereleases=True)
     ]
-    assert unmet == []
+    assert outside == []
+    # The template's .venv is installed from this lock: the tests run on exactly its pins.
+    differing = {
+        name: (pin, installed(name)) for name, pin in dev.items() if installed(name) != pin
+    }
+    assert differing == {}
+
+
+def installed(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def test_the_serving_lock_is_the_dev_locks_serving_part(baked: Path) -> None:
+    serve = locked(baked / "requirements" / "serve.lock")
+    dev = locked(baked / "requirements" / "dev.lock")
+    assert {name: dev.get(name) for name in serve} == serve
+    assert "onnxruntime" in serve
+    assert serve.keys().isdisjoint(
+        {"scikit-learn", "mlflow", "dvc", "pandas", "fairlearn", "typer"}
+    )
+    for line in (baked / "requirements" / "serve.lock").read_text().splitlines():
+        if "==" in line:
+            assert line.endswith("\\"), f"{line}: every pin carries its hashes"
 
 
 def run_project_tests(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
