@@ -223,6 +223,12 @@ def test_regression_against_the_baseline_model_fails(project: Project) -> None:
     assert "Baseline: the model of HEAD (" in report
     assert "scored on this run's test split" in report
 
+    # A ref is data, never shell: a branch named like a command runs nothing.
+    marker = project.root.parent / "injected"
+    project.run("make", "validate", f"BASE=x;touch {marker};#", check=False)
+    assert not marker.exists()
+    assert f"'x;touch {marker};#' names no commit" in verdict(project)["baseline"]["note"]
+
 
 def flip_labels(share: float) -> Callable[[Rows], Rows]:
     """Label noise: both the old and the new model score lower on the noisy test split."""
