@@ -98,6 +98,7 @@ tests/test_data.py
 tests/test_dvc_dependencies.py
 tests/test_model.py
 tests/test_serve.py
+tests/test_serve_properties.py
 tests/test_validate.py
 """
 

@@ -99,10 +99,15 @@ class Schema(_Strict):
         return TypeAdapter(request)
 
 
+# The model reads float32: a number beyond its range (a 400-digit integer, 1e39) cannot be
+# fed to it, so an unbounded column is still bounded there and such values get a 422.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _request_type(column: NumericColumn | CategoryColumn) -> Any:
     if isinstance(column, CategoryColumn):
         return Literal[tuple(column.categories)]
     python_type = int if column.type == "integer" else float
-    return Annotated[
-        python_type, Field(strict=True, ge=column.min, le=column.max, allow_inf_nan=False)
-    ]
+    low = python_type(-FLOAT32_MAX if column.min is None else column.min)
+    high = python_type(FLOAT32_MAX if column.max is None else column.max)
+    return Annotated[python_type, Field(strict=True, ge=low, le=high, allow_inf_nan=False)]

@@ -33,6 +33,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
+# A request with thousands of mistakes gets the first few and a count: error bodies stay small
+# (well under 16 KiB) and never echo large client input back.
+MAX_ERRORS = 10
+MAX_ECHO = 64  # characters of a client-supplied name (a key, a path) quoted in an error
 ROUTES = {
     "/predict": "POST",
     "/health": "GET",
@@ -107,12 +111,19 @@ class ServingApp:
             return
         path, method = scope["path"], scope["method"]
         route = path if path in ROUTES else "other"
+        headers: list[tuple[bytes, bytes]] = []
         try:
             status, body, content_type = await self._dispatch(path, method, scope, receive)
-            headers: list[tuple[bytes, bytes]] = []
         except HTTPError as error:
             status, body, content_type = error.status, orjson.dumps({"detail": error.detail}), JSON
             headers = error.headers
+        except Exception:
+            log.exception("unexpected error answering %s %s", method, _echo(path))
+            status, body, content_type = (
+                500,
+                b'{"detail":"internal error; see the server log"}',
+                JSON,
+            )
         self.metrics.observe_request(route, status)
         await send(
             {
@@ -132,7 +143,7 @@ class ServingApp:
     ) -> tuple[int, bytes, bytes]:
         allowed = ROUTES.get(path)
         if allowed is None:
-            raise HTTPError(404, f"no route {path}; routes: {', '.join(ROUTES)}")
+            raise HTTPError(404, f"no route {_echo(path)}; routes: {', '.join(ROUTES)}")
         if method != allowed:
             raise HTTPError(405, f"{path} accepts {allowed} only", [(b"allow", allowed.encode())])
         if path == "/predict":
@@ -197,7 +208,26 @@ class ServingApp:
         except ValidationError as error:
             details = error.errors(include_url=False, include_input=False, include_context=False)
             status = 400 if any(item["type"] == "json_invalid" for item in details) else 422
-            raise HTTPError(status, details) from None
+            raise HTTPError(status, _capped(details)) from None
         predictions = (await batcher.predict(rows)).to_json(batcher.model.classes)
         self.metrics.observe_prediction(time.perf_counter() - started, len(rows))
         return orjson.dumps({"model_sha256": batcher.model.sha256, "predictions": predictions})
+
+
+def _echo(text: str) -> str:
+    """``text`` as it may appear in an error: cut to :data:`MAX_ECHO` characters."""
+    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}..."
+
+
+def _capped(details: list[Any]) -> list[Any]:
+    """The first :data:`MAX_ERRORS` validation errors, their names cut, and how many more."""
+    shown = [
+        {**item, "loc": [_echo(part) if isinstance(part, str) else part for part in item["loc"]]}
+        for item in details[:MAX_ERRORS]
+    ]
+    if len(details) > MAX_ERRORS:
+        hidden = len(details) - MAX_ERRORS
+        shown.append(
+            {"loc": [], "msg": f"{hidden} more errors not shown", "type": "too_many_errors"}
+        )
+    return shown

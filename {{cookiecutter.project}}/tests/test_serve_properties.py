@@ -1,0 +1,151 @@
+"""No request can make the server answer 5xx, and errors stay small: property-based, in process.
+
+Bodies are generated from the schema (rows with right, wrong and extreme values) and as
+arbitrary JSON; each goes through the real app (ASGI calls, no network) and must get a 2xx
+or a 4xx. Derandomized, so a failure reproduces on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from {{ cookiecutter.package }}.config import Paths
+from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn
+from {{ cookiecutter.package }}.serve.app import ServingApp
+from {{ cookiecutter.package }}.serve.bundle import (
+    EXAMPLE_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    write_bundle,
+)
+from {{ cookiecutter.package }}.serve.settings import ServeSettings
+
+from .conftest import SCHEMA
+
+MAX_ROWS = 5
+ERROR_BODY_LIMIT = 16 * 1024
+
+
+def call(app: ServingApp, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One HTTP request through the ASGI app; returns status and body."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": [(b"content-type", b"application/json")],
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], sent[1]["body"]
+
+
+@pytest.fixture(scope="module")
+def app(paths: Paths, tmp_path_factory: pytest.TempPathFactory) -> ServingApp:
+    """The exported model served with every numeric column's range dropped from its schema.
+
+    Unbounded columns are where extreme numbers reach the model, so the properties must hold
+    for them whatever ranges your own schema declares.
+    """
+    metadata = json.loads((paths.bundle / METADATA_FILE).read_text())
+    for column in metadata["schema"]["columns"].values():
+        column.pop("min", None)
+        column.pop("max", None)
+    bundle = tmp_path_factory.mktemp("unbounded")
+    write_bundle(
+        bundle,
+        (paths.bundle / MODEL_FILE).read_bytes(),
+        metadata,
+        json.loads((paths.bundle / EXAMPLE_FILE).read_text()),
+    )
+    served = ServingApp(ServeSettings(model_dir=bundle, max_batch_rows=MAX_ROWS))
+    served.load()
+    assert served.model is not None, served.load_error
+    return served
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=16,
+)
+HUGE = st.integers(min_value=10**38, max_value=10**400) | st.integers(max_value=-(10**38))
+
+
+def value(column: NumericColumn | CategoryColumn) -> st.SearchStrategy[Any]:
+    """Right, wrong and extreme values for one column."""
+    if isinstance(column, CategoryColumn):
+        return st.sampled_from(column.categories) | st.text(max_size=8) | JSON
+    return st.integers() | st.floats() | HUGE | st.text(max_size=8) | st.none() | st.booleans()
+
+
+ROW = st.fixed_dictionaries(
+    {name: value(column) for name, column in SCHEMA.columns.items()},
+    optional={"undeclared_zz": JSON},
+)
+BODY = JSON | st.fixed_dictionaries({"rows": st.lists(ROW, max_size=MAX_ROWS + 2)})
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(body=BODY)
+def test_no_request_body_gets_a_5xx(app: ServingApp, body: Any) -> None:
+    status, answer = call(app, "POST", "/predict", json.dumps(body).encode())
+    assert 200 <= status < 500, answer[:500]
+    if status >= 400:
+        assert len(answer) <= ERROR_BODY_LIMIT
+
+
+def test_thousands_of_mistakes_get_a_small_answer(app: ServingApp, example: dict) -> None:
+    row = {**example["rows"][0], **{f"unknown_{'k' * 200}_{index}": 1 for index in range(3000)}}
+    status, answer = call(app, "POST", "/predict", json.dumps({"rows": [row]}).encode())
+    assert status == 422
+    assert len(answer) <= ERROR_BODY_LIMIT
+    detail = json.loads(answer)["detail"]
+    assert len(detail) == 11
+    assert detail[-1] == {"loc": [], "msg": "2990 more errors not shown", "type": "too_many_errors"}
+    assert all(len(part) <= 67 for item in detail for part in item["loc"] if isinstance(part, str))
+
+
+def test_a_number_beyond_float32_is_a_422_not_a_500(app: ServingApp, example: dict) -> None:
+    column = next(name for name, spec in SCHEMA.columns.items() if isinstance(spec, NumericColumn))
+    row = {**example["rows"][0], column: 10**400}
+    status, answer = call(app, "POST", "/predict", json.dumps({"rows": [row]}).encode())
+    assert status == 422
+    assert json.loads(answer)["detail"][0]["loc"] == ["rows", 0, column]
+
+
+def test_an_unexpected_error_is_one_counted_500_without_a_traceback(
+    app: ServingApp, example: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(rows: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    counter = 'http_requests_total{route="/predict",status="500"}'
+
+    def errors() -> float:
+        text = call(app, "GET", "/metrics")[1].decode()
+        return float(
+            next((line.split()[1] for line in text.splitlines() if line.startswith(counter)), 0)
+        )
+
+    before = errors()
+    monkeypatch.setattr(app.batcher.model, "predict_rows", broken)
+    status, answer = call(app, "POST", "/predict", json.dumps({"rows": example["rows"]}).encode())
+    assert status == 500
+    assert b"secret internals" not in answer
+    assert b"Traceback" not in answer
+    assert errors() == before + 1
