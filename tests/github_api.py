@@ -1,9 +1,11 @@
-"""A local stand-in for the GitHub REST API, answering with recorded responses.
+"""A local stand-in for the GitHub REST API, answering with hand-assembled responses.
 
-The GitHub API cannot be reached from the test machine. This server replays the shapes of
-real responses (``recordings/github/*.json``: list, create and update issue comments, and
-the 403 a read-only fork token gets) and records every request, so tests can assert on
-the exact calls and bodies the pr-report action sends.
+The GitHub API cannot be reached from the test machine. This server answers with JSON
+hand-assembled in the shape of the documented responses (``recordings/github/*.json``: the
+authenticated user, or the 403 GITHUB_TOKEN gets for it; list, create and update issue
+comments; pull requests; the 403 a read-only fork token gets); none was captured from
+github.com. It records every request, so tests can assert on the exact calls and bodies the
+actions send. The real client code (urllib) talks to it over HTTP.
 """
 
 from __future__ import annotations
@@ -41,16 +43,26 @@ class FakeGitHub:
     pulls: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     forbid_writes: bool = False
+    # None: the token is GITHUB_TOKEN (GET /user is forbidden); else the user a PAT belongs to.
+    token_user: str | None = None
     next_id: int = 1998877665
 
-    def add_comment(self, body: str, template: str = "issue_comment") -> dict[str, Any]:
+    def add_comment(
+        self, body: str, template: str = "issue_comment", author: str | None = None
+    ) -> dict[str, Any]:
         comment = copy.deepcopy(recording(template))
         comment["id"], comment["body"] = self.next_id, body
+        if author:
+            comment["user"]["login"] = author
         self.next_id += 1
         self.comments.append(comment)
         return comment
 
     def handle(self, method: str, path: str, body: dict | None) -> tuple[int, Any]:
+        if path == "/user":
+            if self.token_user is None:
+                return 403, recording("user_forbidden")
+            return 200, {**recording("user"), "login": self.token_user}
         prefix = f"/repos/{self.repository}"
         if not path.startswith(prefix):
             return 404, {"message": "Not Found"}
@@ -61,7 +73,7 @@ class FakeGitHub:
             size, page = int(listing.group(2)), int(listing.group(3))
             return 200, self.comments[(page - 1) * size : page * size]
         if method == "POST" and re.fullmatch(r"/issues/\d+/comments", route):
-            return 201, self.add_comment(body["body"])
+            return 201, self.add_comment(body["body"], author=self.token_user)
         if method == "GET" and route.startswith("/pulls?"):
             return 200, [
                 pull

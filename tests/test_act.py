@@ -189,8 +189,11 @@ def test_pull_request_with_an_improvement_passes_and_updates_the_comment(
         )  # fmt: skip
     assert run.returncode == 0, run.log[-4000:]
     assert "| accuracy | 0.9093 | 0.9053 | +0.0040 |" in run.summary
-    assert [r.method for r in github.requests] == ["GET", "PATCH"]
-    assert github.requests[1].path.endswith(f"/issues/comments/{earlier['id']}")
+    assert [(r.method, r.path.split("?")[0].rsplit("/", 1)[-1]) for r in github.requests] == [
+        ("GET", "user"),
+        ("GET", "comments"),
+        ("PATCH", str(earlier["id"])),
+    ]
     assert "## ✅ Model passed all gates" in earlier["body"]
     assert "+0.0040" in earlier["body"]
 

@@ -73,13 +73,15 @@ def test_pr_report_creates_then_updates_one_comment(
     repo = "/repos/example-org/my-ml-project"
     created_id = github.comments[1]["id"]
     assert calls == [
+        ("GET", "/user"),
         ("GET", f"{repo}/issues/7/comments"),
         ("POST", f"{repo}/issues/7/comments"),
+        ("GET", "/user"),
         ("GET", f"{repo}/issues/7/comments"),
         ("PATCH", f"{repo}/issues/comments/{created_id}"),
     ]
-    assert github.requests[1].body == {"body": f"<!-- {MARKER} -->\n## ✅ Model passed all gates\n"}
-    assert github.requests[3].body == {"body": f"<!-- {MARKER} -->\n## ❌ Model rejected\n"}
+    assert github.requests[2].body == {"body": f"<!-- {MARKER} -->\n## ✅ Model passed all gates\n"}
+    assert github.requests[5].body == {"body": f"<!-- {MARKER} -->\n## ❌ Model rejected\n"}
     assert all(r.authorization == "Bearer ghs_recorded" for r in github.requests)
     assert len(github.comments) == 2
     assert outputs(runner_files)["comment-id"] == str(created_id)
@@ -95,8 +97,8 @@ def test_pr_report_finds_its_comment_beyond_the_first_page(
     with Server(github) as server:
         monkeypatch.setenv("GITHUB_API_URL", server.url)
         assert pr_report.main() == 0
-    assert [r.method for r in github.requests] == ["GET", "GET", "PATCH"]
-    assert "page=2" in github.requests[1].path
+    assert [r.method for r in github.requests] == ["GET", "GET", "GET", "PATCH"]
+    assert "page=2" in github.requests[2].path
     assert sticky["body"].endswith("## ✅ Model passed all gates\n")
 
 
@@ -127,8 +129,25 @@ def test_pr_report_degrades_when_the_token_may_not_write(
     with Server(github) as server:
         monkeypatch.setenv("GITHUB_API_URL", server.url)
         assert pr_report.main() == 0
-    assert [r.method for r in github.requests] == ["GET", "POST"]
+    assert [r.method for r in github.requests] == ["GET", "GET", "POST"]
     assert "HTTP 403" in runner_files["summary"].read_text()
+
+
+@pytest.mark.parametrize("token_user", [None, "ml-release-bot"], ids=["github-token", "pat"])
+def test_pr_report_never_takes_over_a_comment_someone_else_wrote(
+    pull_request: Path, monkeypatch: pytest.MonkeyPatch, token_user: str | None
+) -> None:
+    """A drive-by comment that quotes the marker stays as it is; the report gets its own."""
+    github = FakeGitHub(token_user=token_user)
+    drive_by = github.add_comment(f"<!-- {MARKER} -->\nnot the report", author="someone")
+    with Server(github) as server:
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        assert pr_report.main() == 0
+        assert pr_report.main() == 0
+    assert drive_by["body"] == f"<!-- {MARKER} -->\nnot the report"
+    assert [r.method for r in github.requests if r.method != "GET"] == ["POST", "PATCH"]
+    (own,) = [c for c in github.comments if c is not drive_by]
+    assert own["user"]["login"] == (token_user or "github-actions[bot]")
 
 
 def test_baseline_ref_resolves_to_a_commit_preferring_the_remote_branch(
