@@ -21,6 +21,7 @@ MARKER = "gitops-mlops-report"
 
 pr_report = load_action_script("pr-report", "pr_report")
 validate_model = load_action_script("validate-model", "validate_model")
+build_container = load_action_script("build-container", "build_container")
 
 
 @pytest.fixture
@@ -201,3 +202,23 @@ def test_setup_project_pulls_from_the_given_dvc_remote(baked_default: Path, tmp_
         project.root / "data" / "demo" / "loans.csv"
     ).read_bytes()
     assert "remote = ci" in (project.root / ".dvc" / "config.local").read_text()
+
+
+@pytest.mark.parametrize(
+    ("image", "recorded"),
+    [
+        ("docker.io/example-org/model", "example-org/model"),
+        ("index.docker.io/example-org/model", "example-org/model"),
+        ("docker.io/library/model", "model"),
+        ("ghcr.io/example-org/model", "ghcr.io/example-org/model"),
+        ("localhost:5000/team/model", "localhost:5000/team/model"),
+    ],
+)
+def test_the_pushed_digest_is_found_under_the_name_docker_records(
+    image: str, recorded: str
+) -> None:
+    """Docker lists Docker Hub images in RepoDigests without host or library/ (issue: the
+    digest lookup failed for container_registry=docker.io)."""
+    assert build_container.short_name(image) == build_container.short_name(recorded)
+    assert build_container.short_name(image) == recorded
+    assert build_container.short_name("quay.io/example-org/model") != recorded

@@ -74,6 +74,7 @@ def run_rollout(checkout: Path, digest: str, **inputs: str) -> subprocess.Comple
             | {"digest": digest},
         ),
         "GITHUB_REF_NAME": "main",
+        "GITHUB_OUTPUT": str(checkout.parent / f"{checkout.name}.outputs"),
         "PYTHONPATH": str(TEMPLATE / "actions"),
     }
     return subprocess.run(
@@ -84,6 +85,12 @@ def run_rollout(checkout: Path, digest: str, **inputs: str) -> subprocess.Comple
         text=True,
         check=False,
     )
+
+
+def outputs(checkout: Path) -> dict[str, str]:
+    """The step outputs the last rollouts in ``checkout`` wrote to GITHUB_OUTPUT."""
+    path = checkout.parent / f"{checkout.name}.outputs"
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
 
 def rolled_out(checkout: Path, digest: str, **inputs: str) -> subprocess.CompletedProcess[str]:
@@ -162,7 +169,8 @@ def test_rollout_commits_the_digest_and_nothing_else(remote: Path) -> None:
     message = git("log", "-1", "--format=%B", "main", cwd=remote)
     assert message.startswith("Roll out model 4df214d7844f to staging")
     assert f"Image: {IMAGE}@{FIRST}" in message
-    assert "verification=skipped" not in result.stdout  # outputs go to GITHUB_OUTPUT, not stdout
+    sha = git("rev-parse", "main", cwd=remote)
+    assert outputs(checkout) == {"commit": sha, "verification": "skipped"}
 
 
 def test_rolling_out_the_same_digest_twice_commits_nothing(remote: Path) -> None:
@@ -215,7 +223,7 @@ def test_verify_classifies_recorded_deployment_sequences(name: str) -> None:
         sleep=lambda _: None,
     )
     assert observation.state == case["expected"], observation.reason
-    assert case.get("reason", "") in observation.reason
+    assert case["reason"] in observation.reason
 
 
 def test_failed_verification_reverts_to_the_previous_digest(

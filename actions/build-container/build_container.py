@@ -67,6 +67,13 @@ def registry_of(image: str) -> str:
     return first if ("." in first or ":" in first or first == "localhost") else "docker.io"
 
 
+def short_name(repository: str) -> str:
+    """A repository as Docker records it: Docker Hub's host and ``library/`` left out."""
+    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        repository = repository.removeprefix(prefix)
+    return repository.removeprefix("library/")
+
+
 def docker(*args: str, stdin: str | None = None, capture: bool = False) -> str:
     """Run the docker CLI; fail the step with its output when it fails."""
     print(f"$ docker {' '.join(args)}", flush=True)
@@ -153,7 +160,7 @@ def push(tag: str, image: str) -> str:
         docker("inspect", "--format={{json .RepoDigests}}", tag, capture=True)
     ):
         repository, _, digest = reference.partition("@")
-        if repository == image:
+        if short_name(repository) == short_name(image):
             return digest
     workflow.fail(f"the registry returned no digest for {tag}")
 
