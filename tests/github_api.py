@@ -45,6 +45,8 @@ class FakeGitHub:
     forbid_writes: bool = False
     # None: the token is GITHUB_TOKEN (GET /user is forbidden); else the user a PAT belongs to.
     token_user: str | None = None
+    # GitHub's default for new repositories: Actions may not open pull requests.
+    forbid_pull_requests: bool = False
     next_id: int = 1998877665
 
     def add_comment(
@@ -80,6 +82,8 @@ class FakeGitHub:
                 for pull in self.pulls
                 if f"head=example-org:{pull['head']['ref']}&" in route + "&"
             ]
+        if method == "POST" and route == "/pulls" and self.forbid_pull_requests:
+            return 403, recording("pull_request_forbidden")
         if method == "POST" and route == "/pulls":
             pull = copy.deepcopy(recording("pull_request"))
             pull.update(title=body["title"], body=body["body"], number=8 + len(self.pulls))

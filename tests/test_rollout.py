@@ -18,6 +18,7 @@ import pytest
 from gitops_mlops import overlay, verify
 
 from .baking import TEMPLATE, action_env, bake, load_action_script
+from .github_api import FakeGitHub, Server
 
 ROLLOUT = TEMPLATE / "actions" / "rollout"
 rollout = load_action_script("rollout", "rollout")
@@ -54,8 +55,18 @@ def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def clone(remote: Path, name: str) -> Path:
+    """A checkout as actions/checkout makes it: the one branch, no other remote branches."""
     target = remote.parent / name
-    git("clone", "-q", str(remote), str(target), cwd=remote.parent)
+    git(
+        "clone",
+        "-q",
+        "--single-branch",
+        "--branch",
+        "main",
+        str(remote),
+        str(target),
+        cwd=remote.parent,
+    )
     return target
 
 
@@ -63,7 +74,10 @@ def remote_file(remote: Path, path: Path) -> str:
     return git("show", f"main:{path.as_posix()}", cwd=remote)
 
 
-def run_rollout(checkout: Path, digest: str, **inputs: str) -> subprocess.CompletedProcess[str]:
+def run_rollout(
+    checkout: Path, digest: str, runner: dict[str, str] | None = None, **inputs: str
+) -> subprocess.CompletedProcess[str]:
+    """The rollout script as a runner runs it; ``runner`` adds GitHub's own variables."""
     env = {
         **subprocess.os.environ,
         **IDENTITY,
@@ -76,6 +90,7 @@ def run_rollout(checkout: Path, digest: str, **inputs: str) -> subprocess.Comple
         "GITHUB_REF_NAME": "main",
         "GITHUB_OUTPUT": str(checkout.parent / f"{checkout.name}.outputs"),
         "PYTHONPATH": str(TEMPLATE / "actions"),
+        **(runner or {}),
     }
     return subprocess.run(
         [sys.executable, str(ROLLOUT / "rollout.py")],
@@ -254,3 +269,76 @@ def test_failed_verification_reverts_to_the_previous_digest(
     recorded = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert recorded["verification"] == "failed"
     assert recorded["revert-commit"] == git("rev-parse", "main", cwd=remote)
+
+
+# -- promotion pull requests and refusals -----------------------------------------------------
+
+
+def promote(checkout: Path, github: FakeGitHub, url: str) -> subprocess.CompletedProcess[str]:
+    """A production promotion (pull-request mode) against the local GitHub stand-in."""
+    return run_rollout(
+        checkout,
+        FIRST,
+        environment="production",
+        mode="pull-request",
+        github_token="ghs_test",  # noqa: S106 - the local stand-in accepts any token
+        runner={
+            "GITHUB_API_URL": url,
+            "GITHUB_REPOSITORY": github.repository,
+            "GITHUB_STEP_SUMMARY": str(checkout.parent / f"{checkout.name}.summary"),
+        },
+    )
+
+
+def test_rerunning_a_promotion_is_idempotent(remote: Path) -> None:
+    """A re-run (a new clone, no remote-tracking branch) replaces the branch, reuses the PR."""
+    github = FakeGitHub()
+    with Server(github) as server:
+        first = promote(clone(remote, "run-1"), github, server.url)
+        again = promote(clone(remote, "run-2"), github, server.url)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert again.returncode == 0, again.stdout + again.stderr
+    branch = f"promote/production-{FIRST[7:19]}"
+    assert [(r.method, r.path.split("?")[0].rsplit("/", 1)[-1]) for r in github.requests] == [
+        ("GET", "pulls"),
+        ("POST", "pulls"),
+        ("GET", "pulls"),
+    ]
+    assert len(github.pulls) == 1
+    assert outputs(remote.parent / "run-2")["pull-request-url"] == github.pulls[0]["html_url"]
+    shown = git("show", f"{branch}:deploy/k8s/overlays/production/kustomization.yaml", cwd=remote)
+    assert f"digest: {FIRST}" in shown
+
+
+def test_a_first_push_where_actions_may_not_open_pull_requests_still_succeeds(
+    remote: Path,
+) -> None:
+    """GitHub's default for new repositories: the branch is pushed, the link printed."""
+    github = FakeGitHub(forbid_pull_requests=True)
+    checkout = clone(remote, "ci")
+    with Server(github) as server:
+        result = promote(checkout, github, server.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    branch = f"promote/production-{FIRST[7:19]}"
+    assert git("rev-parse", "--verify", f"refs/heads/{branch}", cwd=remote)
+    compare = f"https://github.com/{github.repository}/compare/main...{branch}?expand=1"
+    assert compare in result.stdout
+    assert "GitHub Actions is not permitted to create or approve pull requests" in result.stdout
+    assert "Allow GitHub Actions to create and approve pull requests" in result.stdout
+    assert compare in (remote.parent / "ci.summary").read_text()
+    assert outputs(checkout)["pull-request-url"] == ""
+
+
+def test_a_push_the_server_refuses_fails_once_with_its_reason(remote: Path) -> None:
+    """Branch protection (here a pre-receive hook) is not a race: no retries, its words shown."""
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\necho 'GH006: Protected branch update failed for refs/heads/main.'\nexit 1\n"
+    )
+    hook.chmod(0o755)
+    checkout = clone(remote, "ci")
+    result = run_rollout(checkout, FIRST)
+    assert result.returncode == 1
+    assert "::error::push to origin/main refused: GH006: Protected branch" in result.stdout
+    assert "[remote rejected]" in result.stdout
+    assert "still rejected after" not in result.stdout + result.stderr

@@ -56,16 +56,40 @@ def push_with_retry(
         sha = apply()
         if sha is None:
             return None
-        pushed = git("push", "--quiet", remote, f"HEAD:refs/heads/{branch}", cwd=cwd, check=False)
+        pushed = git(
+            "push", "--porcelain", remote, f"HEAD:refs/heads/{branch}", cwd=cwd, check=False
+        )
         if pushed.returncode == 0:
             return sha
-        if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr:
-            raise GitError(f"push to {remote}/{branch} failed: {pushed.stderr.strip()}")
+        if not overtaken(pushed.stdout):
+            # Refused by the server (branch protection, a hook, permissions): retrying cannot
+            # help, and its own words say why.
+            raise GitError(f"push to {remote}/{branch} refused: {refusal(pushed)}")
         # Someone pushed first: start again from their commit and re-apply our change.
         git("fetch", "--quiet", remote, branch, cwd=cwd)
         git("reset", "--quiet", "--hard", "FETCH_HEAD", cwd=cwd)
         time.sleep(0.2 * attempt)
     raise GitError(f"push to {remote}/{branch} still rejected after {attempts} attempts")
+
+
+def overtaken(porcelain: str) -> bool:
+    """Whether ``git push --porcelain`` says only that someone pushed first (non-fast-forward)."""
+    return any(
+        line.startswith("!")
+        and ("[rejected]" in line and ("fetch first" in line or "non-fast-forward" in line))
+        for line in porcelain.splitlines()
+    )
+
+
+def refusal(pushed: subprocess.CompletedProcess[str]) -> str:
+    """The server's explanation of a refused push: its ``remote:`` lines and the ref status."""
+    lines = [
+        line.removeprefix("remote:").strip()
+        for line in pushed.stderr.splitlines()
+        if line.startswith("remote:")
+    ]
+    status = [line for line in pushed.stdout.splitlines() if line.startswith("!")]
+    return "; ".join(part for part in [*lines, *status] if part) or pushed.stderr.strip()
 
 
 def revert(sha: str, branch: str, cwd: Path | None = None, remote: str = "origin") -> str | None:

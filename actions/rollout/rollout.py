@@ -8,18 +8,20 @@ the commit in git if it does not.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 import tempfile
+import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_mlops import inputs, workflow
 from gitops_mlops.github import GitHub
-from gitops_mlops.gitops import commit_paths, git, push_with_retry, revert
-from gitops_mlops.overlay import set_image
+from gitops_mlops.gitops import GitError, commit_paths, git, push_with_retry, revert
+from gitops_mlops.overlay import OverlayError, set_image
 from gitops_mlops.verify import kubernetes_reader, wait
 
 Apply = Callable[[], str | None]
@@ -108,6 +110,57 @@ def verify_or_revert(given: Inputs, sha: str, branch: str, path: Path) -> int:
     )
 
 
+def propose(given: Inputs, apply: Apply, text: str) -> int:
+    """Push the promotion branch and open (or reuse) its pull request; re-runs are idempotent.
+
+    Where Actions may not open pull requests (GitHub's default for new repositories), the
+    branch is still pushed and the step succeeds with the link to open it by hand.
+    """
+    environment, image, digest = given.environment, given.image, given.digest
+    branch = f"promote/{environment}-{digest.removeprefix('sha256:')[:12]}"
+    base = os.environ.get("GITHUB_REF_NAME", "main")
+    git("checkout", "--quiet", "-B", branch)
+    if apply() is None:
+        workflow.notice(f"{environment} already runs {image}@{digest}")
+        return 0
+    force_push(branch)
+    repository = os.environ["GITHUB_REPOSITORY"]
+    github = GitHub(os.environ["GITHUB_API_URL"], repository, given.github_token)
+    try:
+        pull = github.open_pull_request(branch, base, text.splitlines()[0], text)
+    except urllib.error.HTTPError as failure:
+        reason = json.loads(failure.read() or b"{}").get("message", "")
+        if failure.code != 403 or "not permitted to create" not in reason:
+            raise
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        compare = f"{server}/{repository}/compare/{base}...{branch}?expand=1"
+        advice = (
+            f"Pushed {branch}, but this repository does not let GitHub Actions open pull "
+            f"requests ({reason}). Open it here: {compare} . To let the workflow open it: "
+            "Settings > Actions > General > Workflow permissions > Allow GitHub Actions to "
+            "create and approve pull requests."
+        )
+        workflow.warning(advice)
+        workflow.append_summary(f"> [!WARNING]\n> {advice}")
+        workflow.set_output("pull-request-url", "")
+        return 0
+    workflow.set_output("pull-request-url", pull["html_url"])
+    workflow.notice(f"promotion pull request: {pull['html_url']}")
+    return 0
+
+
+def force_push(branch: str) -> None:
+    """Replace the promotion branch, expecting exactly what the remote holds now.
+
+    The lease names the remote's current commit (or none), so a re-run replaces the branch
+    its first run pushed instead of failing with "stale info", and nothing pushed to the
+    branch in between is overwritten unseen.
+    """
+    listed = git("ls-remote", "origin", f"refs/heads/{branch}").stdout.split()
+    lease = f"--force-with-lease=refs/heads/{branch}:{listed[0] if listed else ''}"
+    git("push", "--quiet", lease, "origin", f"HEAD:refs/heads/{branch}")
+
+
 def main() -> int:
     """Roll out; outputs ``commit``, ``pull-request-url``, ``verification``, ``revert-commit``."""
     given = inputs.read(Inputs)
@@ -117,22 +170,7 @@ def main() -> int:
     apply = applier(path, given.container, image, digest, text)
 
     if given.mode == "pull-request":
-        branch = f"promote/{environment}-{digest.removeprefix('sha256:')[:12]}"
-        base = os.environ.get("GITHUB_REF_NAME", "main")
-        git("checkout", "--quiet", "-B", branch)
-        if apply() is None:
-            workflow.notice(f"{environment} already runs {image}@{digest}")
-            return 0
-        git("push", "--quiet", "--force-with-lease", "origin", f"HEAD:refs/heads/{branch}")
-        github = GitHub(
-            os.environ["GITHUB_API_URL"],
-            os.environ["GITHUB_REPOSITORY"],
-            given.github_token,
-        )
-        pull = github.open_pull_request(branch, base, text.splitlines()[0], text)
-        workflow.set_output("pull-request-url", pull["html_url"])
-        workflow.notice(f"promotion pull request: {pull['html_url']}")
-        return 0
+        return propose(given, apply, text)
 
     branch = given.branch or os.environ.get("GITHUB_REF_NAME", "main")
     sha = push_with_retry(branch, apply)
@@ -148,4 +186,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (GitError, OverlayError) as error:  # the reason, not a traceback
+        workflow.fail(str(error))
