@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .baking import TEMPLATE, Project, action_env
+from .baking import TEMPLATE, Project, action_env, bake
 from .infra import (
     Registry,
     ensure_base_image,
@@ -280,3 +280,25 @@ def test_sigterm_during_a_burst_loses_no_request_in_flight(built: Built) -> None
     assert outcomes["wrong"] == 0, outcomes
     assert outcomes["ok"] > running_at_sigterm
     assert exit_code in (0, 143)  # uvicorn re-raises SIGTERM after draining
+
+
+def test_labels_carry_the_answers_verbatim(tmp_path: Path) -> None:
+    """Quotes, backslashes, $VARIABLES and unicode in an answer reach the image label as typed
+    (LABEL expands variables and JSON escapes are not Dockerfile escapes)."""
+    ensure_docker()
+    description = 'Bob\'s "model" \\ costs $HOME and ${PATH}, é ☃'
+    project = bake(tmp_path / "out", description=description)
+    dockerfile = (project / "Dockerfile").read_text()
+    final_stage = dockerfile[dockerfile.rindex("FROM ${BASE_IMAGE}") :].splitlines()
+    header = [line for line in final_stage[1:] if not line.startswith("RUN")]
+    header = header[: next(i for i, line in enumerate(header) if line.startswith("COPY"))]
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "Dockerfile").write_text("\n".join(["FROM scratch", *header]) + "\n")
+    tag = "gitops-mlops/labels:test"
+    sh("docker", "build", "--network=host", "--tag", tag, str(tmp_path / "labels"))
+    try:
+        labels = json.loads(sh("docker", "inspect", "--format={{json .Config.Labels}}", tag).stdout)
+    finally:
+        sh("docker", "rmi", tag, check=False)
+    assert labels["org.opencontainers.image.description"] == description
+    assert labels["org.opencontainers.image.title"] == "my-ml-project"
