@@ -74,11 +74,11 @@ def remote_file(remote: Path, path: Path) -> str:
     return git("show", f"main:{path.as_posix()}", cwd=remote)
 
 
-def run_rollout(
+def rollout_env(
     checkout: Path, digest: str, runner: dict[str, str] | None = None, **inputs: str
-) -> subprocess.CompletedProcess[str]:
-    """The rollout script as a runner runs it; ``runner`` adds GitHub's own variables."""
-    env = {
+) -> dict[str, str]:
+    """The environment a runner gives the rollout script; ``runner`` adds GitHub's variables."""
+    return {
         **subprocess.os.environ,
         **IDENTITY,
         **action_env(
@@ -92,10 +92,16 @@ def run_rollout(
         "PYTHONPATH": str(TEMPLATE / "actions"),
         **(runner or {}),
     }
+
+
+def run_rollout(
+    checkout: Path, digest: str, runner: dict[str, str] | None = None, **inputs: str
+) -> subprocess.CompletedProcess[str]:
+    """The rollout script as a runner runs it."""
     return subprocess.run(
         [sys.executable, str(ROLLOUT / "rollout.py")],
         cwd=checkout,
-        env=env,
+        env=rollout_env(checkout, digest, runner, **inputs),
         capture_output=True,
         text=True,
         check=False,
@@ -342,3 +348,34 @@ def test_a_push_the_server_refuses_fails_once_with_its_reason(remote: Path) -> N
     assert "::error::push to origin/main refused: GH006: Protected branch" in result.stdout
     assert "[remote rejected]" in result.stdout
     assert "still rejected after" not in result.stdout + result.stderr
+
+
+def test_racing_rollouts_in_two_processes_lose_no_update(remote: Path) -> None:
+    """Two rollout processes start together, ten rounds: both commits land every time."""
+    production = Path("deploy/k8s/overlays/production/kustomization.yaml")
+    checkouts = {"staging": clone(remote, "a"), "production": clone(remote, "b")}
+    for round_number in range(10):
+        digests = {
+            environment: f"sha256:{index}{round_number:02d}".ljust(71, "e")
+            for index, environment in enumerate(checkouts, start=3)
+        }
+        for checkout in checkouts.values():
+            git("pull", "-q", "--ff-only", cwd=checkout)
+        racing = {
+            environment: subprocess.Popen(
+                [sys.executable, str(ROLLOUT / "rollout.py")],
+                cwd=checkout,
+                env=rollout_env(checkout, digests[environment], environment=environment),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for environment, checkout in checkouts.items()
+        }
+        for environment, process in racing.items():
+            output, _ = process.communicate(timeout=60)
+            assert process.returncode == 0, f"round {round_number}, {environment}: {output}"
+        assert f"digest: {digests['staging']}" in remote_file(remote, STAGING)
+        assert f"digest: {digests['production']}" in remote_file(remote, production)
+    subjects = git("log", "--format=%s", "main", cwd=remote).splitlines()
+    assert len(subjects) == 1 + 2 * 10  # the project, then every rollout of every round

@@ -61,7 +61,7 @@ def push_with_retry(
         )
         if pushed.returncode == 0:
             return sha
-        if not overtaken(pushed.stdout):
+        if not overtaken(pushed):
             # Refused by the server (branch protection, a hook, permissions): retrying cannot
             # help, and its own words say why.
             raise GitError(f"push to {remote}/{branch} refused: {refusal(pushed)}")
@@ -72,12 +72,18 @@ def push_with_retry(
     raise GitError(f"push to {remote}/{branch} still rejected after {attempts} attempts")
 
 
-def overtaken(porcelain: str) -> bool:
-    """Whether ``git push --porcelain`` says only that someone pushed first (non-fast-forward)."""
-    return any(
-        line.startswith("!")
-        and ("[rejected]" in line and ("fetch first" in line or "non-fast-forward" in line))
-        for line in porcelain.splitlines()
+# What a push says when someone else updated the branch first: a race, worth re-applying.
+# Git reports it as non-fast-forward or, when both pushes reach the server together, as a
+# ref it could not lock. Anything else the server refuses (branch protection, hooks,
+# permissions) is final.
+RACE = ("(fetch first)", "(non-fast-forward)", "(failed to update ref)", "cannot lock ref")
+
+
+def overtaken(pushed: subprocess.CompletedProcess[str]) -> bool:
+    """Whether a failed ``git push --porcelain`` lost a race rather than being refused."""
+    statuses = [line for line in pushed.stdout.splitlines() if line.startswith("!")]
+    return bool(statuses) and all(
+        any(sign in f"{line} {pushed.stderr}" for sign in RACE) for line in statuses
     )
 
 
