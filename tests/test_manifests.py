@@ -136,6 +136,14 @@ def test_overlays_differ_only_where_environments_differ(baked: Path) -> None:
     assert changed == {"namespace", "instance", "minReplicas", "maxReplicas", "minAvailable"}
 
 
+def test_probes_have_deliberate_timeouts(baked: Path) -> None:
+    for environment in ENVIRONMENTS:
+        (deployment,) = [r for r in render(baked, environment) if r["kind"] == "Deployment"]
+        (server,) = deployment["spec"]["template"]["spec"]["containers"]
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert server[probe]["timeoutSeconds"] == 2, probe
+
+
 def test_the_autoscaler_alone_sets_the_replica_count(baked: Path) -> None:
     """A Deployment's spec.replicas next to an HPA makes Argo CD's self-heal undo scaling."""
     for environment in ENVIRONMENTS:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -32,11 +34,16 @@ MAX_ROWS = 5
 ERROR_BODY_LIMIT = 16 * 1024
 
 
-def call(app: ServingApp, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-    """One HTTP request through the ASGI app; returns status and body."""
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def answer(
+    app: ServingApp, method: str, path: str, body: bytes = b"", receive: Receive | None = None
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One HTTP request through the ASGI app; returns status, headers and body."""
     sent: list[dict[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def whole_body() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
@@ -48,8 +55,14 @@ def call(app: ServingApp, method: str, path: str, body: bytes = b"") -> tuple[in
         "path": path,
         "headers": [(b"content-type", b"application/json")],
     }
-    asyncio.run(app(scope, receive, send))
-    return sent[0]["status"], sent[1]["body"]
+    await app(scope, receive or whole_body, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+def call(app: ServingApp, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    """:func:`answer` on its own event loop; returns status and body."""
+    status, _, content = asyncio.run(answer(app, method, path, body))
+    return status, content
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +83,9 @@ def app(paths: Paths, tmp_path_factory: pytest.TempPathFactory) -> ServingApp:
         metadata,
         json.loads((paths.bundle / EXAMPLE_FILE).read_text()),
     )
-    served = ServingApp(ServeSettings(model_dir=bundle, max_batch_rows=MAX_ROWS))
+    # A 1 MiB body limit, as an operator may set: large bodies must still get small answers.
+    settings = ServeSettings(model_dir=bundle, max_batch_rows=MAX_ROWS, max_body_bytes=1 << 20)
+    served = ServingApp(settings)
     served.load()
     assert served.model is not None, served.load_error
     return served
@@ -149,3 +164,87 @@ def test_an_unexpected_error_is_one_counted_500_without_a_traceback(
     assert b"secret internals" not in answer
     assert b"Traceback" not in answer
     assert errors() == before + 1
+
+
+def slow_app(paths: Paths, seconds: float, **settings: Any) -> ServingApp:
+    """The exported model, each batch taking ``seconds`` on the inference thread."""
+    served = ServingApp(ServeSettings(model_dir=paths.bundle, **settings))
+    served.load()
+    predict = served.batcher.model.predict_rows
+
+    def slowly(rows: Any) -> Any:
+        time.sleep(seconds)  # on the inference thread, like a heavy model
+        return predict(rows)
+
+    served.batcher.model.predict_rows = slowly  # type: ignore[method-assign]
+    return served
+
+
+def test_health_answers_while_inference_runs(paths: Paths, example: dict) -> None:
+    """Liveness must not wait behind inference, or load gets healthy pods restarted."""
+    served = slow_app(paths, 1.0)
+    body = json.dumps({"rows": example["rows"]}).encode()
+
+    async def scenario() -> tuple[float, bool, int]:
+        predicting = asyncio.create_task(answer(served, "POST", "/predict", body))
+        await asyncio.sleep(0.1)  # the batch is on the inference thread now
+        started = time.perf_counter()
+        status, _, _ = await answer(served, "GET", "/health")
+        elapsed = time.perf_counter() - started
+        still_running = not predicting.done()
+        return elapsed, still_running, status if status != 200 else (await predicting)[0]
+
+    elapsed, still_running, predicted = asyncio.run(scenario())
+    assert still_running
+    assert elapsed < 0.1
+    assert predicted == 200
+
+
+def test_load_is_shed_with_retry_after_before_the_body_is_read(paths: Paths, example: dict) -> None:
+    served = slow_app(paths, 0.5, max_in_flight=1)
+    body = json.dumps({"rows": example["rows"]}).encode()
+    read: list[bool] = []
+
+    async def counting() -> dict[str, Any]:
+        read.append(True)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def scenario() -> tuple[tuple, tuple]:
+        first = asyncio.create_task(answer(served, "POST", "/predict", body))
+        await asyncio.sleep(0.05)
+        second = await answer(served, "POST", "/predict", receive=counting)
+        return await first, second
+
+    (first_status, _, _), (status, headers, content) = asyncio.run(scenario())
+    assert first_status == 200
+    assert status == 503
+    assert headers[b"retry-after"] == b"1"
+    assert b"overloaded" in content
+    assert read == []
+
+
+def test_a_stalled_body_gets_a_408_and_the_connection_closed(paths: Paths) -> None:
+    served = ServingApp(ServeSettings(model_dir=paths.bundle, body_timeout_seconds=0.3))
+    served.load()
+
+    async def stalled() -> dict[str, Any]:
+        await asyncio.sleep(60)  # the client never sends the rest
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    started = time.perf_counter()
+    status, headers, _ = asyncio.run(answer(served, "POST", "/predict", receive=stalled))
+    assert status == 408
+    assert headers[b"connection"] == b"close"
+    assert time.perf_counter() - started < 5
+
+
+def test_the_body_limit_is_sized_to_the_schema(paths: Paths, example: dict) -> None:
+    rows = 5
+    served = ServingApp(ServeSettings(model_dir=paths.bundle, max_batch_rows=rows))
+    served.load()
+    assert served.body_limit == SCHEMA.request_bytes(rows)
+    full = json.dumps({"rows": (example["rows"] * rows)[:rows]}, indent=2).encode()
+    assert len(full) < served.body_limit  # the largest valid request fits, pretty-printed
+    assert call(served, "POST", "/predict", full)[0] == 200
+    padded = json.dumps({"rows": example["rows"], "pad": " " * served.body_limit}).encode()
+    assert call(served, "POST", "/predict", padded)[0] == 413

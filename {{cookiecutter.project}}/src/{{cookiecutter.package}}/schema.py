@@ -79,6 +79,20 @@ class Schema(_Strict):
 
         return cls.model_validate(yaml.safe_load(text))
 
+    def request_bytes(self, max_rows: int) -> int:
+        """A generous bound on a well-formed ``/predict`` body of ``max_rows`` rows.
+
+        Each value is counted at its longest (a category's longest name, 32 characters for a
+        number) and the total doubled for whitespace, so no valid request is refused while a
+        client cannot make the server buffer megabytes.
+        """
+        value = {
+            name: max(map(len, column.categories)) + 2 if isinstance(column, CategoryColumn) else 32
+            for name, column in self.columns.items()
+        }
+        row = 2 + sum(len(name) + 4 + size for name, size in value.items())
+        return max(1024, 2 * (16 + max_rows * (row + 2)))
+
     def request_adapter(self, max_rows: int) -> TypeAdapter[Any]:
         """Build the validator of a ``/predict`` body: ``{"rows": [{feature: value}, ...]}``.
 

@@ -68,8 +68,10 @@ class ServingApp:
         self.metrics = Metrics()
         self.batcher: Batcher | None = None  # set once the model is loaded
         self.load_error: str | None = None
+        self.body_limit = settings.max_body_bytes or 0  # sized to the schema once it loads
         self._validator: Any = None
         self._loading: asyncio.Future[None] | None = None
+        self._in_flight = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -77,7 +79,9 @@ class ServingApp:
         """Create the onnxruntime session and the request validator from the bundle."""
         try:
             model = OnnxModel.load(self.settings.model_dir)
-            self._validator = model.schema.request_adapter(self.settings.max_batch_rows)
+            rows = self.settings.max_batch_rows
+            self._validator = model.schema.request_adapter(rows)
+            self.body_limit = self.settings.max_body_bytes or model.schema.request_bytes(rows)
             self.batcher = Batcher(model, self.settings.max_batch_rows)
             log.info("model %s loaded from %s", model.sha256[:12], self.settings.model_dir)
         except Exception as error:
@@ -92,6 +96,8 @@ class ServingApp:
                 self._loading = asyncio.get_running_loop().run_in_executor(None, self.load)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.batcher is not None:
+                    self.batcher.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -180,13 +186,24 @@ class ServingApp:
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if content_type != JSON:
             raise HTTPError(415, "send the rows as JSON with Content-Type: application/json")
-        limit = self.settings.max_body_bytes
+        limit = self.body_limit
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPError(413, f"request body larger than {limit} bytes")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.body_timeout_seconds
         chunks, size, more = [], 0, True
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:  # the builtin only from Python 3.11
+                # A client that stalls mid-body would hold its buffer forever.
+                seconds = self.settings.body_timeout_seconds
+                raise HTTPError(
+                    408,
+                    f"request body not received within {seconds:g} s",
+                    [(b"connection", b"close")],
+                ) from None
             if message["type"] == "http.disconnect":
                 raise HTTPError(400, "client disconnected before sending the body")
             chunk = message.get("body", b"")
@@ -198,10 +215,23 @@ class ServingApp:
         return b"".join(chunks)
 
     async def _predict(self, scope: Scope, receive: Receive) -> bytes:
-        body = await self._read_body(scope, receive)
         batcher = self.batcher
         if batcher is None:
             raise HTTPError(503, "model not loaded yet; see /ready")
+        if self._in_flight >= self.settings.max_in_flight:
+            # Shed load before reading the body: memory and the probes stay safe.
+            raise HTTPError(
+                503,
+                f"overloaded: {self._in_flight} predictions in progress; retry shortly",
+                [(b"retry-after", b"1")],
+            )
+        self._in_flight += 1
+        try:
+            return await self._answer(batcher, await self._read_body(scope, receive))
+        finally:
+            self._in_flight -= 1
+
+    async def _answer(self, batcher: Batcher, body: bytes) -> bytes:
         started = time.perf_counter()
         try:
             rows = self._validator.validate_json(body)["rows"]

@@ -1,56 +1,75 @@
-"""Dynamic batching: requests that arrive in the same event-loop iteration share one ORT call.
+"""Dynamic batching on a worker thread: inference never blocks the event loop.
 
 onnxruntime's per-call overhead dwarfs the arithmetic of a small model, so under concurrency
-one call for N requests costs little more than one call for one. No timer is involved: a
-batch closes when the loop has processed the requests already received, so a lone request
-is never delayed.
+one call for N requests costs little more than one call for one. Requests wait in a queue;
+one batch at a time (up to ``max_rows`` rows) runs on a dedicated thread while the event loop
+keeps answering (``/health`` stays fast under load), and whatever arrived meanwhile becomes
+the next batch. No timer is involved: a lone request starts at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .model import OnnxModel, Prediction
 
 Rows = Sequence[Mapping[str, Any]]
+Waiting = list[tuple[Rows, "asyncio.Future[Prediction]"]]
 
 
 class Batcher:
-    """Collects pending requests and predicts them together on the next loop iteration."""
+    """Collects pending requests and predicts them together, one batch at a time."""
 
     def __init__(self, model: OnnxModel, max_rows: int) -> None:
         """Batch for ``model``; a batch stops growing at ``max_rows`` rows."""
         self.model = model
         self.max_rows = max_rows
-        self._pending: list[tuple[Rows, asyncio.Future[Prediction]]] = []
-        self._pending_rows = 0
+        self._pending: Waiting = []
+        self._running = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
     async def predict(self, rows: Rows) -> Prediction:
-        """Predict ``rows`` as part of the current batch."""
+        """Predict ``rows`` as part of the next batch."""
         loop = asyncio.get_running_loop()
-        if self._pending_rows + len(rows) > self.max_rows:
-            self._flush()
         future: asyncio.Future[Prediction] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
+        if not self._pending and not self._running:
+            loop.call_soon(self._start)  # after the requests already received this iteration
         self._pending.append((rows, future))
-        self._pending_rows += len(rows)
         return await future
 
-    def _flush(self) -> None:
-        pending, self._pending, self._pending_rows = self._pending, [], 0
-        if not pending:
+    def _start(self) -> None:
+        if self._running or not self._pending:
             return
-        try:
-            prediction = self.model.predict_rows([row for rows, _ in pending for row in rows])
-        except Exception as error:  # noqa: BLE001 - every waiting request must learn of it
-            for _, future in pending:
-                future.set_exception(error)
-            return
+        batch, size = [], 0
+        while self._pending and (not batch or size + len(self._pending[0][0]) <= self.max_rows):
+            rows, future = self._pending.pop(0)
+            batch.append((rows, future))
+            size += len(rows)
+        self._running = True
+        flat = [row for rows, _ in batch for row in rows]
+        running = asyncio.get_running_loop().run_in_executor(
+            self._thread, self.model.predict_rows, flat
+        )
+        running.add_done_callback(lambda done: self._finish(batch, done))
+
+    def _finish(self, batch: Waiting, done: asyncio.Future[Prediction]) -> None:
+        self._running = False
+        error = done.exception()
         start = 0
-        for rows, future in pending:
-            end = start + len(rows)
-            future.set_result(prediction.slice(start, end))
-            start = end
+        for rows, future in batch:
+            if future.cancelled():  # the client went away
+                start += len(rows)
+                continue
+            if error is not None:
+                future.set_exception(error)  # every waiting request must learn of it
+                continue
+            future.set_result(done.result().slice(start, start + len(rows)))
+            start += len(rows)
+        self._start()
+
+    def close(self) -> None:
+        """Stop the inference thread once the batches in progress are done."""
+        self._thread.shutdown(wait=True)

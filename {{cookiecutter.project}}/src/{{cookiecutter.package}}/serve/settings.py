@@ -17,7 +17,12 @@ class ServeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_batch_rows: int = Field(default=1000, ge=1)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # None: sized to the schema (the largest well-formed request of max_batch_rows rows).
+    max_body_bytes: int | None = Field(default=None, ge=1024)
+    # Seconds a client may take to send its body; a stalled body gets a 408.
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Predictions in progress (body read, validation, inference) before new ones get 503.
+    max_in_flight: int = Field(default=64, ge=1)
     # Seconds in-flight requests get to finish after SIGTERM before connections are closed.
     drain_seconds: int = Field(default=20, ge=0)
     log_level: str = "info"
