@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -78,6 +79,14 @@ def test_generated_workflows_are_hardened(baked: Path) -> None:
                 if step.get("uses", "").startswith("actions/checkout@"):
                     keeps = step["with"]["persist-credentials"]
                     assert keeps is (job_name in PUSHING_JOBS), f"{name}:{job_name}"
+
+
+def test_own_actions_are_hash_pinned_when_actions_ref_is_a_commit(baked: Path) -> None:
+    answers = json.loads((baked / ".cruft.json").read_text())["context"]["cookiecutter"]
+    policies = yaml.safe_load((baked / ".github" / "zizmor.yml").read_text())["rules"]
+    own = policies["unpinned-uses"]["config"]["policies"][f"{answers['actions_repository']}/*"]
+    is_sha = re.fullmatch(r"[0-9a-f]{40}", answers["actions_ref"]) is not None
+    assert own == ("hash-pin" if is_sha else "ref-pin")
 
 
 def test_third_party_actions_are_pinned_by_sha(baked: Path) -> None:
