@@ -1,16 +1,20 @@
 """The rollout action against real git: a bare repository stands for the remote.
 
-Verification is tested against Deployment API responses (``recordings/deployments``): the
-Kubernetes API cannot run here, so the sequences are hand-assembled in the exact JSON shape
-``GET /apis/apps/v1/namespaces/{ns}/deployments/{name}`` returns, trimmed to the fields a
-rollout reads. The real end-to-end check runs on GitHub runners against a kind cluster.
+The Kubernetes API cannot run here. Verification is tested two ways, both with JSON
+hand-assembled in the documented shape of the API's responses (not captured from a cluster):
+``classify`` against Deployment sequences (``recordings/deployments``), and the rollout script
+with the real ``kubernetes`` client, installed as the action installs it, against a local
+HTTP server (``tests/kubernetes_api.py``) that answers with Deployments, pods, 404s, 500s and
+silence. The real end-to-end check runs on GitHub runners against a kind cluster.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from gitops_mlops import overlay, verify
 
 from .baking import TEMPLATE, action_env, bake, load_action_script
 from .github_api import FakeGitHub, Server
+from .kubernetes_api import FakeKubernetes, KubernetesServer, Step, recording
 
 ROLLOUT = TEMPLATE / "actions" / "rollout"
 rollout = load_action_script("rollout", "rollout")
@@ -235,46 +240,143 @@ def test_verify_classifies_recorded_deployment_sequences(name: str) -> None:
     case = SEQUENCES["sequences"][name]
     snapshots = iter(case["snapshots"])
     last = case["snapshots"][-1]
-    ticks = iter(range(10_000))
+    now = [0.0]  # one poll a second
+
+    def sleep(seconds: float) -> None:
+        now[0] += 1.0
+
     observation = verify.wait(
-        lambda: next(snapshots, last),
+        lambda _left: verify.Snapshot(next(snapshots, last)),
         SEQUENCES["image"],
         deadline_seconds=5,
-        clock=lambda: float(next(ticks)),
-        sleep=lambda _: None,
+        clock=lambda: now[0],
+        sleep=sleep,
     )
     assert observation.state == case["expected"], observation.reason
     assert case["reason"] in observation.reason
 
 
-def test_failed_verification_reverts_to_the_previous_digest(
-    remote: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Roll out FIRST (verified), then SECOND whose pods crash-loop: SECOND is reverted in git."""
+# -- verification through the real Kubernetes client -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kubernetes_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A virtualenv with the Kubernetes client, made as the rollout action makes it."""
+    venv = tmp_path_factory.mktemp("rollout-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pin = re.search(r'"(kubernetes==[\d.]+)"', (ROLLOUT / "action.yml").read_text()).group(1)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", pin],
+        check=True,
+    )
+    return str(venv / "bin" / "python")
+
+
+def deployment(**status: object) -> dict:
+    """The recorded complete Deployment (image SEQUENCES["image"]) with ``status`` changes."""
+    found = json.loads(json.dumps(SEQUENCES["sequences"]["complete"]["snapshots"][-1]))
+    found["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/name": "model-server"}}
+    generation = status.pop("generation", None)
+    if generation is not None:
+        found["metadata"]["generation"] = generation
+    found["status"].update(status)
+    return found
+
+
+def verified_rollout(
+    remote: Path, python: str, steps: list[Step], timeout: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str], float]:
+    """Roll out FIRST (verified), then the recorded image verified against ``steps``."""
     checkout = clone(remote, "ci")
     rolled_out(checkout, FIRST)
-    crash = SEQUENCES["sequences"]["crash_looping_new_pods"]["snapshots"][0]
-    monkeypatch.chdir(checkout)
-    monkeypatch.setattr(rollout, "kubernetes_reader", lambda *_: lambda: crash)
-    outputs = tmp_path / "outputs"
-    inputs = action_env(
-        "rollout",
-        environment="staging",
-        image=SEQUENCES["image"].split("@")[0],
-        digest=SEQUENCES["image"].split("@")[1],
-        kubeconfig="apiVersion: v1\nkind: Config\n",
-        timeout_seconds="0",
-    )
-    for key, value in {**inputs, "GITHUB_REF_NAME": "main", "GITHUB_OUTPUT": str(outputs)}.items():
-        monkeypatch.setenv(key, value)
-    with pytest.raises(SystemExit):
-        rollout.main()
+    image, digest = SEQUENCES["image"].split("@")
+    started = time.monotonic()
+    with KubernetesServer(FakeKubernetes(steps)) as cluster:
+        result = subprocess.run(
+            [python, str(ROLLOUT / "rollout.py")],
+            cwd=checkout,
+            env=rollout_env(
+                checkout,
+                digest,
+                image=image,
+                kubeconfig=cluster.kubeconfig("my-ml-project-staging"),
+                timeout_seconds=str(timeout),
+                poll_seconds="0.2",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    return result, outputs(checkout), time.monotonic() - started
+
+
+def assert_reverted(remote: Path, result: subprocess.CompletedProcess[str], out: dict) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert out["verification"] == "failed"
     assert f"digest: {FIRST}" in remote_file(remote, STAGING)
-    subjects = git("log", "--format=%s", "main", cwd=remote).splitlines()
-    assert subjects[0].startswith('Revert "Roll out model')
-    recorded = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
-    assert recorded["verification"] == "failed"
-    assert recorded["revert-commit"] == git("rev-parse", "main", cwd=remote)
+    assert out["revert-commit"] == git("rev-parse", "main", cwd=remote)
+
+
+pytestmark_kubernetes = pytest.mark.xdist_group("kubernetes-client")
+
+
+@pytestmark_kubernetes
+def test_api_errors_and_a_missing_deployment_are_retried_until_complete(
+    remote: Path, kubernetes_python: str
+) -> None:
+    steps = [Step(status=500), Step(status=404), Step(status=500), Step(deployment())]
+    result, out, _ = verified_rollout(remote, kubernetes_python, steps, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out["verification"] == "complete"
+    assert "rollout verified: 2/2 replicas updated and available" in result.stdout
+
+
+@pytestmark_kubernetes
+def test_a_silent_api_server_cannot_outlive_the_deadline(
+    remote: Path, kubernetes_python: str
+) -> None:
+    """Each call waits at most the time left; at the deadline the rollout is reverted."""
+    result, out, took = verified_rollout(
+        remote, kubernetes_python, [Step(deployment(), silence=60)], timeout=3
+    )
+    assert_reverted(remote, result, out)
+    assert "not complete after 3 s: the Kubernetes API did not answer" in result.stdout
+    print(f"verification against a silent API took {took:.1f} s for a 3 s deadline")
+    assert took < 3 + 5  # the deadline, plus starting Python and pushing the revert
+
+
+@pytestmark_kubernetes
+def test_crash_looping_pods_fail_at_once_and_are_reverted(
+    remote: Path, kubernetes_python: str
+) -> None:
+    crashing = recording("pod_crash_looping", IMAGE=SEQUENCES["image"])
+    progressing = deployment(updatedReplicas=1, availableReplicas=1, replicas=2)
+    result, out, took = verified_rollout(
+        remote, kubernetes_python, [Step(progressing, pods=[crashing])], timeout=120
+    )
+    assert_reverted(remote, result, out)
+    assert "pod model-server-7d9f6c8b5-x2k4q crash-looping (CrashLoopBackOff" in result.stdout
+    assert took < 30  # judged from the pod, long before the 120 s deadline
+
+
+@pytestmark_kubernetes
+def test_an_old_failure_condition_of_an_unobserved_generation_is_not_a_failure(
+    remote: Path, kubernetes_python: str
+) -> None:
+    """A ProgressDeadlineExceeded left from the last rollout says nothing about this one."""
+    stale = deployment(
+        generation=3,
+        observedGeneration=2,
+        conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                     "message": "ReplicaSet \"model-server-6c5d\" has timed out progressing."}],
+    )  # fmt: skip
+    done = deployment(generation=3, observedGeneration=3)
+    result, out, _ = verified_rollout(
+        remote, kubernetes_python, [Step(stale), Step(stale), Step(done)], timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out["verification"] == "complete"
 
 
 # -- promotion pull requests and refusals -----------------------------------------------------

@@ -43,6 +43,7 @@ class Inputs:
     namespace: str
     deployment: str
     timeout_seconds: float
+    poll_seconds: float
     github_token: str
 
 
@@ -98,6 +99,7 @@ def verify_or_revert(given: Inputs, sha: str, branch: str, path: Path) -> int:
         kubernetes_reader(kubeconfig, namespace, given.deployment),
         f"{image}@{digest}",
         given.timeout_seconds,
+        given.poll_seconds,
     )
     workflow.set_output("verification", observation.state)
     if observation.state == "complete":

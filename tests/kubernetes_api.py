@@ -1,0 +1,107 @@
+"""A local stand-in for the Kubernetes API that a rollout's verification reads.
+
+No API server can run here, so this HTTP server answers the two calls verification makes
+(read a Deployment, list its pods) from a script of steps, one step per look: Deployment
+JSON, an API error (``recordings/kubernetes/status_*.json``), or silence longer than the
+client waits. The JSON is hand-assembled in the documented shape of the API's responses,
+not captured from a cluster. The real ``kubernetes`` Python client talks to it over HTTP
+through an ordinary kubeconfig.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+RECORDINGS = Path(__file__).parent / "recordings" / "kubernetes"
+
+
+def recording(name: str, **replace: str) -> dict[str, Any]:
+    text = (RECORDINGS / f"{name}.json").read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return json.loads(text)
+
+
+@dataclass
+class Step:
+    """What one look at the cluster gets."""
+
+    deployment: dict[str, Any] | None = None  # None with status 200: use ``status``'s body
+    status: int = 200
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    silence: float = 0.0  # seconds to say nothing before answering
+
+
+@dataclass
+class FakeKubernetes:
+    steps: list[Step]
+    looks: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def step(self) -> Step:
+        return self.steps[min(self.looks, len(self.steps) - 1)]
+
+
+class KubernetesServer:
+    """Serve a :class:`FakeKubernetes` on a free port; ``kubeconfig`` points a client at it."""
+
+    def __init__(self, fake: FakeKubernetes) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if re.fullmatch(r"/apis/apps/v1/namespaces/[^/]+/deployments/[^/?]+", self.path):
+                    step = fake.step()
+                    fake.looks += 1
+                    time.sleep(step.silence)
+                    if step.status != 200:
+                        name = "status_404" if step.status == 404 else "status_500"
+                        return self.answer(step.status, recording(name))
+                    return self.answer(200, step.deployment)
+                if re.fullmatch(r"/api/v1/namespaces/[^/]+/pods\?labelSelector=.+", self.path):
+                    pods = fake.steps[min(fake.looks, len(fake.steps)) - 1].pods
+                    listing = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": pods}
+                    return self.answer(200, listing)
+                return self.answer(404, recording("status_404"))
+
+            def answer(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up waiting
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def kubeconfig(self, namespace: str) -> str:
+        return (
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: local\n  cluster:\n    server: {self.url}\n"
+            "users:\n- name: ci\n  user:\n    token: not-a-secret\n"
+            f"contexts:\n- name: local\n  context:\n    cluster: local\n    user: ci\n"
+            f"    namespace: {namespace}\n"
+            "current-context: local\n"
+        )
+
+    def __enter__(self) -> KubernetesServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
