@@ -13,11 +13,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from .local_http import JSONHandler, LocalServer
 
 RECORDINGS = Path(__file__).parent / "recordings" / "github"
 
@@ -98,39 +98,20 @@ class FakeGitHub:
         return 404, {"message": "Not Found"}
 
 
-class Server:
+class Server(LocalServer):
     """Serve a :class:`FakeGitHub` on a free localhost port, in a thread."""
 
     def __init__(self, github: FakeGitHub) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def _respond(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 github.requests.append(
                     Request(self.command, self.path, self.headers.get("Authorization", ""), body)
                 )
-                status, payload = github.handle(self.command, self.path, body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(*github.handle(self.command, self.path, body))
 
             do_GET = do_POST = do_PATCH = _respond  # noqa: N815 - http.server's names
 
-            def log_message(self, *args: object) -> None:
-                pass
-
+        super().__init__(Handler)
         self.github = github
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

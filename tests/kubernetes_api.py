@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from .local_http import JSONHandler, LocalServer
 
 RECORDINGS = Path(__file__).parent / "recordings" / "kubernetes"
 
@@ -49,12 +49,12 @@ class FakeKubernetes:
         return self.steps[min(self.looks, len(self.steps) - 1)]
 
 
-class KubernetesServer:
+class KubernetesServer(LocalServer):
     """Serve a :class:`FakeKubernetes` on a free port; ``kubeconfig`` points a client at it."""
 
     def __init__(self, fake: FakeKubernetes) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
+        class Handler(JSONHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 if re.fullmatch(r"/apis/apps/v1/namespaces/[^/]+/deployments/[^/?]+", self.path):
                     step = fake.step()
                     fake.looks += 1
@@ -69,24 +69,7 @@ class KubernetesServer:
                     return self.answer(200, listing)
                 return self.answer(404, recording("status_404"))
 
-            def answer(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up waiting
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def kubeconfig(self, namespace: str) -> str:
         return (
@@ -97,11 +80,3 @@ class KubernetesServer:
             f"    namespace: {namespace}\n"
             "current-context: local\n"
         )
-
-    def __enter__(self) -> KubernetesServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

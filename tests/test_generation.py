@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from .baking import TEMPLATE, fresh
+from .locks import locked
 from .matrix import SUPPORTED
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")  # ${{ ... }} in workflows is not Jinja
@@ -214,17 +214,6 @@ def test_generated_code_is_ruff_clean(baked: Path) -> None:
         [RUFF, "format", "--check", "."], cwd=baked, capture_output=True, text=True
     )
     assert formatted.returncode == 0, formatted.stdout
-
-
-def locked(path: Path) -> dict[str, str]:
-    """``name -> version`` of a lock file's pins that apply to this Python and platform."""
-    pins = {}
-    for line in path.read_text().splitlines():
-        if match := re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)\s*(?:;\s*([^\\]+))?", line):
-            name, pinned, marker = match.groups()
-            if marker is None or Marker(marker.strip()).evaluate():
-                pins[canonicalize_name(name)] = pinned
-    return pins
 
 
 def test_the_lock_covers_the_project_ranges_and_is_what_the_tests_run(baked: Path) -> None:

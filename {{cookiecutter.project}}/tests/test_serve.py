@@ -12,6 +12,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,7 @@ def server(paths: Paths) -> Iterator[Client]:
         "SERVE_MAX_BATCH_ROWS": str(MAX_ROWS),
         "SERVE_MAX_BODY_BYTES": str(MAX_BODY),
         "SERVE_GIT_SHA": "abc1234",
+        "SERVE_HEADER_TIMEOUT_SECONDS": "1",
         "SERVE_LOG_LEVEL": "warning",
     }
     process = subprocess.Popen(
@@ -248,3 +250,17 @@ def test_metrics_count_requests_by_status(server: Client, row: Row) -> None:
     assert grew('http_requests_total{route="/predict",status="200"}') == 1
     assert grew("prediction_rows_total") == 2
     assert after['prediction_seconds_bucket{le="+Inf"}'] == after["prediction_seconds_count"]
+
+
+def test_headers_trickled_too_slowly_get_a_408_and_the_connection_closed(server: Client) -> None:
+    """A client sending half a request and stalling (slowloris) cannot hold the connection."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: app")
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"connection: close" in answer
+    assert time.monotonic() - started < 5
+    assert server.call("GET", "/health")[0] == 200

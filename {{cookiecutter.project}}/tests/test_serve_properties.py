@@ -185,18 +185,20 @@ def test_health_answers_while_inference_runs(paths: Paths, example: dict) -> Non
     served = slow_app(paths, 1.0)
     body = json.dumps({"rows": example["rows"]}).encode()
 
-    async def scenario() -> tuple[float, bool, int]:
+    async def scenario() -> tuple[float, bool, bytes, int]:
         predicting = asyncio.create_task(answer(served, "POST", "/predict", body))
         await asyncio.sleep(0.1)  # the batch is on the inference thread now
         started = time.perf_counter()
         status, _, _ = await answer(served, "GET", "/health")
         elapsed = time.perf_counter() - started
         still_running = not predicting.done()
-        return elapsed, still_running, status if status != 200 else (await predicting)[0]
+        metrics = (await answer(served, "GET", "/metrics"))[2]
+        return elapsed, still_running, metrics, status if status != 200 else (await predicting)[0]
 
-    elapsed, still_running, predicted = asyncio.run(scenario())
+    elapsed, still_running, metrics, predicted = asyncio.run(scenario())
     assert still_running
     assert elapsed < 0.1
+    assert b"\npredictions_in_flight 1\n" in metrics
     assert predicted == 200
 
 

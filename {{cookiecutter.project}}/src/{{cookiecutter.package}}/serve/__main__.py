@@ -13,6 +13,7 @@ import socket
 import sys
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .app import ServingApp
 from .settings import ServeSettings
@@ -39,6 +40,55 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """httptools with a deadline for each request's headers.
+
+    uvicorn waits for headers forever, so a client that trickles them (slowloris) holds a
+    connection and its buffers for as long as it likes. Here it gets a 408 and is
+    disconnected. The body has its own deadline in the app.
+    """
+
+    header_seconds = 10.0
+    _timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the clock for the first request's headers."""
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        """Start the clock for each request on a kept-alive connection."""
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        """Headers arrived in time: the app takes over (with its body deadline)."""
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Nothing left to time."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(self.header_seconds, self._overdue)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _overdue(self) -> None:
+        body = b'{"detail":"request headers not received in time"}'
+        self.transport.write(
+            b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        self.transport.close()
+
+
 def run(settings: ServeSettings | None = None) -> None:
     """Serve until SIGTERM or SIGINT."""
     settings = settings or ServeSettings()
@@ -50,7 +100,11 @@ def run(settings: ServeSettings | None = None) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools",
+        http=type(
+            "Protocol",
+            (HeaderDeadlineProtocol,),
+            {"header_seconds": settings.header_timeout_seconds},
+        ),
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,

@@ -161,7 +161,7 @@ class ServingApp:
         if path == "/metrics":
             return (
                 200,
-                self.metrics.render(self.model is not None).encode(),
+                self.metrics.render(self.model is not None, self._in_flight).encode(),
                 b"text/plain; version=0.0.4",
             )
         return 200, orjson.dumps(self._version()), JSON

@@ -36,12 +36,15 @@ class Metrics:
         self.latency_sum += seconds
         self.rows += rows
 
-    def render(self, ready: bool) -> str:
+    def render(self, ready: bool, in_flight: int) -> str:
         """The text format Prometheus scrapes."""
         lines = [
             "# HELP model_ready 1 once the ONNX session is loaded.",
             "# TYPE model_ready gauge",
             f"model_ready {int(ready)}",
+            "# HELP predictions_in_flight Predictions received and not yet answered.",
+            "# TYPE predictions_in_flight gauge",
+            f"predictions_in_flight {in_flight}",
             "# HELP http_requests_total Requests by route and status code.",
             "# TYPE http_requests_total counter",
         ]

@@ -19,7 +19,8 @@ class ServeSettings(BaseSettings):
     max_batch_rows: int = Field(default=1000, ge=1)
     # None: sized to the schema (the largest well-formed request of max_batch_rows rows).
     max_body_bytes: int | None = Field(default=None, ge=1024)
-    # Seconds a client may take to send its body; a stalled body gets a 408.
+    # Seconds a client may take to send a request's headers, then its body; then a 408.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     # Predictions in progress (body read, validation, inference) before new ones get 503.
     max_in_flight: int = Field(default=64, ge=1)
