@@ -212,6 +212,8 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "SERVE_LOG_LEVEL": "warning", "SERVE_PORT": str(port)}
     env["BENCH_PACKAGE"] = package
+    # mlflow models serve starts `uvicorn` by name: this Python's scripts must come first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["SERVE_MODEL_DIR"] = str(BUNDLE)
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{Path('mlflow/mlflow.db').resolve()}")
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from {{ cookiecutter.package }}.config import Paths
 from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn
 from {{ cookiecutter.package }}.serve.app import ServingApp
+from {{ cookiecutter.package }}.serve.batching import INLINE_ROWS
 from {{ cookiecutter.package }}.serve.bundle import (
     EXAMPLE_FILE,
     METADATA_FILE,
@@ -166,6 +167,11 @@ def test_an_unexpected_error_is_one_counted_500_without_a_traceback(
     assert errors() == before + 1
 
 
+def large_batch(example: dict) -> list[dict]:
+    """Rows enough for a batch that runs on the inference thread, not on the event loop."""
+    return (example["rows"] * (INLINE_ROWS + 1))[: INLINE_ROWS + 1]
+
+
 def slow_app(paths: Paths, seconds: float, **settings: Any) -> ServingApp:
     """The exported model, each batch taking ``seconds`` on the inference thread."""
     served = ServingApp(ServeSettings(model_dir=paths.bundle, **settings))
@@ -180,10 +186,10 @@ def slow_app(paths: Paths, seconds: float, **settings: Any) -> ServingApp:
     return served
 
 
-def test_health_answers_while_inference_runs(paths: Paths, example: dict) -> None:
+def test_health_answers_while_a_large_batch_runs(paths: Paths, example: dict) -> None:
     """Liveness must not wait behind inference, or load gets healthy pods restarted."""
     served = slow_app(paths, 1.0)
-    body = json.dumps({"rows": example["rows"]}).encode()
+    body = json.dumps({"rows": large_batch(example)}).encode()
 
     async def scenario() -> tuple[float, bool, bytes, int]:
         predicting = asyncio.create_task(answer(served, "POST", "/predict", body))
@@ -204,7 +210,7 @@ def test_health_answers_while_inference_runs(paths: Paths, example: dict) -> Non
 
 def test_load_is_shed_with_retry_after_before_the_body_is_read(paths: Paths, example: dict) -> None:
     served = slow_app(paths, 0.5, max_in_flight=1)
-    body = json.dumps({"rows": example["rows"]}).encode()
+    body = json.dumps({"rows": large_batch(example)}).encode()
     read: list[bool] = []
 
     async def counting() -> dict[str, Any]:
