@@ -7,7 +7,7 @@ BUILD ?= build
 DEMO := $(BUILD)/my-ml-project
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint format test demo bench clean
+.PHONY: help install lock lint format test demo bench faults clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ demo: install ## Bake the default project into build/ and run its whole demo
 
 bench: install ## Serving benchmark on the demo project against mlflow models serve (after make demo; needs wrk)
 	$(BIN)/python benchmarks/serve_vs_mlflow.py --project $(DEMO)
+
+faults: install ## Fault figures of the demo project's server: slow bodies, saturation, SIGTERM (after make demo)
+	ulimit -n 4096 && $(BIN)/python benchmarks/faults.py --project $(DEMO)
 
 clean: ## Remove build output (keeps .venv)
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
