@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+# How many tests the default project's own suite holds (its demo schema generates them all).
+DEFAULT_PROJECT_TESTS = 100
 
 
 def load_action_script(action: str, script: str) -> ModuleType:
@@ -89,6 +92,15 @@ class Project:
                 f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def assert_own_tests_pass(self) -> int:
+        """Run the project's pytest; every collected test must pass. Returns how many ran."""
+        pytest = [self.python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        collected = self.run(*pytest, "--collect-only").stdout
+        count = int(re.search(r"(\d+) tests? collected", collected).group(1))
+        summary = self.run(*pytest).stdout.strip().splitlines()[-1]
+        assert summary.startswith(f"{count} passed in "), summary
+        return count
 
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(self.python, "-m", "dvc", *args, check=check)

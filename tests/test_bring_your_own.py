@@ -103,12 +103,7 @@ def test_own_data_and_model_pass_the_pipeline_and_the_untouched_tests(
     }
     assert [check["op"] for check in verdict["gates"][0]["checks"]] == [">=", ">=", "<="]
 
-    collected = project.run(
-        project.python, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider"
-    )
-    count = int(re.search(r"(\d+) tests? collected", collected.stdout).group(1))
-    result = project.run(project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider")
-    assert result.stdout.strip().splitlines()[-1].startswith(f"{count} passed in ")
+    assert project.assert_own_tests_pass() > 0
     assert {path.name: path.read_bytes() for path in (project.root / "tests").glob("*.py")} == (
         tests_before
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .baking import Project, fresh, install
+from .baking import DEFAULT_PROJECT_TESTS, Project, fresh, install
 
 pytestmark = pytest.mark.e2e
 
@@ -136,12 +136,7 @@ print(json.dumps({"params": run.data.params, "tags": run.data.tags,
 def test_generated_project_tests_and_lint_pass(baked_default: Path, tmp_path: Path) -> None:
     project = install(fresh(baked_default, tmp_path / "out"), tmp_path / "venv")
     project.run("make", "lint")
-    collected = project.run(
-        project.python, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider"
-    )
-    count = int(re.search(r"(\d+) tests? collected", collected.stdout).group(1))
-    result = project.run(project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider")
-    assert result.stdout.strip().splitlines()[-1].startswith(f"{count} passed in ")
+    assert project.assert_own_tests_pass() == DEFAULT_PROJECT_TESTS
 
 
 @pytest.mark.parametrize(
