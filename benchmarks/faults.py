@@ -3,9 +3,9 @@
 - slow bodies: 450 connections each declare a body just under the limit, send most of it
   and stall; peak RSS against the pod's 512 MiB limit, and /health latency meanwhile;
 - saturation: 50 clients send valid 1,000-row requests for 10 s; /health latency meanwhile;
-- SIGTERM: 60 clients keep 1,000-row requests in flight; once the server's own
-  ``predictions_in_flight`` gauge reads 50 it gets SIGTERM (clients then start no new
-  request, as when the pod has left the Service); how many requests are lost.
+- SIGTERM: the burst of tests/drain.py (60 clients keep 1,000-row requests in flight, SIGTERM
+  once the server's own ``predictions_in_flight`` gauge reads 50, stragglers around it);
+  what happened to every request.
 
 All traffic stays on 127.0.0.1 and every loop is bounded. Usage, after `make demo`:
     python benchmarks/faults.py --project build/my-ml-project
@@ -26,6 +26,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.drain import burst
 
 POD_LIMIT_MIB = 512
 
@@ -165,37 +168,14 @@ def saturation(package: str, bundle: Path, body: bytes) -> dict[str, float]:
     }
 
 
-def sigterm(package: str, bundle: Path, body: bytes) -> dict[str, float]:
+def sigterm(package: str, bundle: Path, rows: list[dict[str, object]]) -> dict[str, object]:
     port = free_port()
     server = start(package, port, bundle)
-    outcomes: list[str] = []
-    signalled = threading.Event()
-
-    def client() -> None:
-        while not signalled.is_set():  # no new request once SIGTERM is sent
-            try:
-                outcomes.append("ok" if post(port, body) == 200 else "refused")
-            except (OSError, http.client.HTTPException):
-                outcomes.append("lost")
-
-    workers = [threading.Thread(target=client) for _ in range(60)]
-    for worker in workers:
-        worker.start()
-    in_flight, deadline = 0, time.monotonic() + 10
-    while time.monotonic() < deadline and in_flight < 50:
-        text = get(port, "/metrics")[1].decode()
-        gauge = [line for line in text.splitlines() if line.startswith("predictions_in_flight")]
-        in_flight = int(float(gauge[0].split()[1])) if gauge else 0
-    signalled.set()
-    server.send_signal(signal.SIGTERM)
-    for worker in workers:
-        worker.join(timeout=60)
+    result = burst(port, rows, lambda: server.send_signal(signal.SIGTERM))
     server.wait(timeout=60)
     return {
-        "in_flight_at_sigterm": in_flight,
-        "completed": outcomes.count("ok"),
-        "lost": outcomes.count("lost"),
-        "refused": outcomes.count("refused"),
+        "in_flight_at_sigterm": result.in_flight_at_signal,
+        **{f"{outcome} ({phase})": n for (outcome, phase), n in sorted(result.outcomes.items())},
     }
 
 
@@ -206,7 +186,8 @@ def main() -> int:
     answers = json.loads((args.project / ".cruft.json").read_text())["context"]["cookiecutter"]
     package, bundle = answers["package"], (args.project / "models" / "serving").resolve()
     example = json.loads((bundle / "example.json").read_text())["rows"]
-    body = json.dumps({"rows": (example * 334)[:1000]}).encode()
+    rows = (example * 1000)[:1000]
+    body = json.dumps({"rows": rows}).encode()
     schema = json.loads((bundle / "metadata.json").read_text())["schema"]
     sys.path.insert(0, str(args.project / "src"))
     from importlib import import_module
@@ -215,7 +196,7 @@ def main() -> int:
     results = {
         "slow_bodies": slow_bodies(package, bundle, limit),
         "saturation": saturation(package, bundle, body),
-        "sigterm": sigterm(package, bundle, body),
+        "sigterm": sigterm(package, bundle, rows),
     }
     print(json.dumps(results, indent=2))
     return 0

@@ -8,6 +8,7 @@ project itself is installed editable with its real console script.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -77,6 +78,12 @@ class Project:
 
     root: Path
     env: dict[str, str]
+
+    @property
+    def package(self) -> str:
+        """The project's import name, from its answers."""
+        answers = json.loads((self.root / ".cruft.json").read_text())
+        return answers["context"]["cookiecutter"]["package"]
 
     @property
     def python(self) -> str:

@@ -6,6 +6,7 @@ push and pull the image it produced.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import json
@@ -13,9 +14,7 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from .baking import TEMPLATE, Project, action_env, bake
+from .drain import Burst, burst
 from .infra import (
     Registry,
     ensure_base_image,
@@ -211,10 +211,13 @@ def test_image_holds_the_serving_lock_and_the_app_and_nothing_else(built: Built)
     )
 
 
-def run_server(tag: str, port: int) -> str:
+def run_server(tag: str, port: int, *entry: str) -> str:
+    """Start the image (or ``entry``, a command run in it instead) on the host's ``port``."""
+    entrypoint = [f"--entrypoint={entry[0]}"] if entry else []
     return sh(
         "docker", "run", "--detach", "--read-only", "--cap-drop=ALL",
-        "--security-opt=no-new-privileges", "--network=host", f"--env=SERVE_PORT={port}", tag,
+        "--security-opt=no-new-privileges", "--network=host", f"--env=SERVE_PORT={port}",
+        *entrypoint, tag, *entry[1:],
     ).stdout.strip()  # fmt: skip
 
 
@@ -246,56 +249,66 @@ def test_container_runs_as_non_root_with_read_only_root(built: Built) -> None:
         sh("docker", "rm", "--force", container)
 
 
-def test_sigterm_during_a_burst_loses_no_request_in_flight(built: Built) -> None:
-    """SIGTERM while requests are in flight: every one of them completes.
+STRAGGLERS = {"on its way", "kept alive", "late"}
+# The app under uvicorn.run, as its docs show: the drain test must fail with it.
+STOCK_UVICORN = """
+import uvicorn
+from {package}.serve.app import ServingApp
+from {package}.serve.settings import ServeSettings
+settings = ServeSettings()
+uvicorn.run(ServingApp(settings), host=settings.host, port=settings.port)
+"""
 
-    As in the cluster, where the preStop sleep takes the pod out of the Service before
-    SIGTERM, clients stop opening connections first; the signal follows while requests are
-    still being processed.
-    """
-    port = 18182
-    container = run_server(built.tag, port)
-    wait_ready(port)
-    example = json.loads((built.project.root / "models/serving/example.json").read_text())
-    body = json.dumps({"rows": example["rows"] * 300}).encode()  # 900 rows: slow enough to overlap
-    outcomes: Counter[str] = Counter()
-    in_flight: set[int] = set()
-    lock = threading.Lock()
-    stop = threading.Event()
 
-    def client(number: int) -> None:
-        while not stop.is_set():
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            with lock:
-                in_flight.add(number)
-            try:
-                connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
-                payload = json.loads(connection.getresponse().read())
-                outcomes["ok" if len(payload["predictions"]) == 900 else "wrong"] += 1
-            except (OSError, http.client.HTTPException, ValueError) as error:
-                outcomes[f"lost: {type(error).__name__}"] += 1
-            finally:
-                with lock:
-                    in_flight.discard(number)
-                connection.close()
+def signalled_burst(built: Built, port: int, signal: str, *entry: str) -> tuple[Burst, int]:
+    """A burst of 1,000-row predictions (see tests/drain.py) with ``docker kill --signal``."""
+    container = run_server(built.tag, port, *entry)
+    try:
+        wait_ready(port)
+        example = json.loads((built.project.root / "models/serving/example.json").read_text())
+        rows = (example["rows"] * 1000)[:1000]
+        stop = functools.partial(sh, "docker", "kill", f"--signal={signal}", container)
+        result = burst(port, rows, stop)
+        return result, int(sh("docker", "wait", container).stdout)
+    finally:
+        sh("docker", "rm", "--force", container)
 
-    threads = [threading.Thread(target=client, args=(number,)) for number in range(8)]
-    for thread in threads:
-        thread.start()
-    time.sleep(2)
-    stop.set()  # no new requests from here on (the pod has left the Service)
-    with lock:
-        running_at_sigterm = len(in_flight)
-    sh("docker", "kill", "--signal=TERM", container)
-    for thread in threads:
-        thread.join(timeout=60)
-    exit_code = int(sh("docker", "wait", container).stdout)
-    sh("docker", "rm", "--force", container)
-    assert running_at_sigterm > 0, "no request was in flight when SIGTERM arrived"
-    assert not [key for key in outcomes if key.startswith("lost")], outcomes
-    assert outcomes["wrong"] == 0, outcomes
-    assert outcomes["ok"] > running_at_sigterm
-    assert exit_code in (0, 143)  # uvicorn re-raises SIGTERM after draining
+
+def stragglers(result: Burst) -> dict[tuple[str, str], int]:
+    return {key: n for key, n in result.outcomes.items() if key[1] in STRAGGLERS}
+
+
+def test_sigterm_completes_every_request_received(built: Built) -> None:
+    """SIGTERM with ≥ 50 predictions in flight by the server's own gauge: every request
+    already received, and every straggler, gets its predictions."""
+    result, exit_code = signalled_burst(built, 18182, "TERM")
+    assert result.in_flight_at_signal >= 50, result
+    assert {outcome for outcome, _ in result.outcomes} == {"completed"}, result.outcomes
+    assert result.outcomes["completed", "in flight"] > result.in_flight_at_signal
+    assert stragglers(result) == {("completed", phase): 5 for phase in STRAGGLERS}
+    assert exit_code == 0  # drained; the SIGTERM uvicorn re-raises is ignored by PID 1
+
+
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM to stock uvicorn"])
+def test_the_drain_test_fails_without_the_drain(built: Built, stop: str) -> None:
+    """The burst above tells a drain from none: killed, or stock uvicorn's shutdown (which
+    closes connections whose request has not fully arrived and refuses late ones)."""
+    if stop == "SIGKILL":
+        result, exit_code = signalled_burst(built, 18183, "KILL")
+        assert exit_code == 137
+        assert result.outcomes["lost", "in flight"] >= result.in_flight_at_signal >= 50
+    else:
+        stock = STOCK_UVICORN.format(package=built.project.package)
+        result, exit_code = signalled_burst(built, 18184, "TERM", "python3", "-c", stock)
+        assert exit_code == 0
+        assert {key for key in result.outcomes if key[1] == "in flight"} == {
+            ("completed", "in flight")
+        }
+    assert stragglers(result) == {
+        ("lost", "on its way"): 5,
+        ("lost", "kept alive"): 5,
+        ("refused", "late"): 5,
+    }
 
 
 def test_labels_carry_the_answers_verbatim(tmp_path: Path) -> None:
