@@ -6,6 +6,8 @@ BIN := $(abspath $(VENV))/bin
 BUILD ?= build
 DEMO := $(BUILD)/my-ml-project
 PYTEST_ARGS ?=
+# Where torch comes from for the PyTorch projects the tests bake (empty: the package index).
+TORCH_INDEX ?=
 
 .PHONY: help install lock lint format test demo bench faults clean
 
@@ -15,9 +17,10 @@ help: ## List the targets
 LOCKS := {{cookiecutter.project}}/requirements
 
 install: $(VENV)/.installed ## Create .venv: the generated project's locked dependencies, then the pinned tools
-$(VENV)/.installed: requirements-dev.txt $(LOCKS)/dev.lock
+$(VENV)/.installed: requirements-dev.txt $(LOCKS)/dev.lock $(LOCKS)/pytorch.txt
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCKS)/dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(if $(TORCH_INDEX),--extra-index-url "$(TORCH_INDEX)") -r $(LOCKS)/pytorch.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 

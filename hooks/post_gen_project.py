@@ -17,10 +17,13 @@ RUN_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
 
 
 def remove_framework_files(package: str, framework: str) -> None:
-    """Keep only the chosen training framework's module under ``frameworks/``."""
+    """Keep only the chosen training framework's module and extra requirements."""
     for module in Path("src", package, "frameworks").glob("*.py"):
         if module.stem not in ("__init__", framework):
             module.unlink()
+    for extra in Path("requirements").glob("*.txt"):
+        if extra.stem != framework:
+            extra.unlink()
 
 
 def template_commit(repo_dir: str) -> str | None:

@@ -46,8 +46,17 @@ def reproduced(baked_default: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
     For tests that only read it (lineage, MLflow, the image build); one per worker.
     """
-    root = tmp_path_factory.mktemp("reproduced")
-    project = install(fresh(baked_default, root), root / "venv")
+    return reproduce(baked_default, tmp_path_factory.mktemp("reproduced"))
+
+
+@pytest.fixture(scope="session")
+def reproduced_pytorch(bakes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The PyTorch project, reproduced like :func:`reproduced`."""
+    return reproduce(bakes["pytorch"], tmp_path_factory.mktemp("reproduced-pytorch"))
+
+
+def reproduce(baked: Path, root: Path) -> Project:
+    project = install(fresh(baked, root), root / "venv")
     project.dvc("repro")
     project.run("git", "add", "-A")
     project.run("git", "commit", "-qm", "validated model")

@@ -110,17 +110,23 @@ def pull_request_event(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def project(baked_default: Path, tmp_path: Path) -> Project:
-    project = install(fresh(baked_default, tmp_path / "out"), tmp_path / "venv")
+def checkout(baked: Path, tmp_path: Path) -> Project:
+    project = install(fresh(baked, tmp_path / "out"), tmp_path / "venv")
     # act names the repository (GITHUB_REPOSITORY) after the origin remote.
     project.run("git", "remote", "add", "origin", f"https://github.com/{REPOSITORY}.git")
     return project
 
 
+@pytest.fixture
+def project(baked_default: Path, tmp_path: Path) -> Project:
+    return checkout(baked_default, tmp_path)
+
+
+@pytest.mark.parametrize("combination", ["default", "pytorch"])
 def test_push_runs_lint_tests_pipeline_and_gates(
-    project: Project, actions_checkout: Path, tmp_path: Path
+    bakes: dict[str, Path], combination: str, actions_checkout: Path, tmp_path: Path
 ) -> None:
+    project = checkout(bakes[combination], tmp_path)
     commit(project, "initial project")
     run = act(project, actions_checkout, tmp_path, "push")
     assert run.returncode == 0, run.log[-4000:]
@@ -131,7 +137,11 @@ def test_push_runs_lint_tests_pipeline_and_gates(
     assert "passed=true" in run.log
     assert "## ✅ Model passed all gates" in run.summary
     assert "Baseline: no baseline ref given." in run.summary
-    for artifact in ("models/serving/model.onnx", "metrics/metrics.json", "plots/roc.csv"):
+    artifacts = (
+        "models/serving/model.onnx", "metrics/metrics.json", "plots/roc.csv",
+        "logs/events.out.tfevents.train",
+    )  # fmt: skip
+    for artifact in artifacts:
         assert re.search(rf"\| `{artifact}` \| [1-9]\d* \| `[0-9a-f]{{12}}` \|", run.summary)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -202,6 +203,7 @@ def test_setup_project_pulls_from_the_given_dvc_remote(baked_default: Path, tmp_
         project.root / "data" / "demo" / "loans.csv"
     ).read_bytes()
     assert "remote = ci" in (project.root / ".dvc" / "config.local").read_text()
+    assert re.fullmatch(r"\nInstalled the project in \d+ s\.\n", summary.read_text())
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from .locks import locked
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # one engine, one image build
 SCRIPT = TEMPLATE / "actions" / "build-container" / "build_container.py"
+OWN_LAYERS_BUDGET = 150_000_000  # bytes over the base image, whatever the framework
 
 
 @dataclass
@@ -68,14 +69,17 @@ def build_container(
 
 
 @pytest.fixture(scope="module")
-def built(reproduced: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     ensure_docker()
+    started = start_registry(tmp_path_factory.mktemp("registry"))
+    yield started
+    started.stop()
+
+
+def build(project: Project, registry: Registry, root: Path) -> Built:
+    """Build, smoke-test and push the project's serving image with the build-container action."""
     base = ensure_base_image()
-    root = tmp_path_factory.mktemp("container")
-    registry = start_registry(root)
-    project = reproduced
-    image = f"{registry.host}/example-org/my-ml-project"
-    docker_config = root / "docker-config"
+    image = f"{registry.host}/example-org/{project.root.name}"
     outputs, summary = root / "outputs", root / "summary.md"
     manifest = json.loads((project.root / "models/serving/manifest.json").read_text())
     started = time.monotonic()
@@ -93,11 +97,17 @@ def built(reproduced: Project, tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert registry.password not in result.stdout + result.stderr
     values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
-    yield Built(
+    return Built(
         project, registry, image, values["tag"], values["digest"], summary.read_text(),
-        docker_config, base,
+        root / "docker-config", base,
     )  # fmt: skip
-    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def built(
+    reproduced: Project, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Built:
+    return build(reproduced, registry, tmp_path_factory.mktemp("container"))
 
 
 def docker_as(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -186,6 +196,21 @@ print(json.dumps(sorted(d.metadata["Name"] for d in distributions())))
 def test_image_holds_the_serving_lock_and_the_app_and_nothing_else(built: Built) -> None:
     """The budget: over the base image, exactly the serve lock's packages (one layer) and the
     app with its model (one layer); every other layer is metadata or the user account."""
+    own_layers_fit_the_budget(built)
+
+
+def test_the_pytorch_project_serves_from_the_same_image_without_torch(
+    reproduced_pytorch: Project, registry: Registry, tmp_path: Path
+) -> None:
+    """A deep-learning framework changes the model, not the image: onnxruntime and the app."""
+    pytorch = build(reproduced_pytorch, registry, tmp_path)  # smoke-tested, then pushed
+    manifest = json.loads((reproduced_pytorch.root / "models/serving/manifest.json").read_text())
+    assert manifest["model_sha256"] in pytorch.summary
+    assert pytorch.digest.startswith("sha256:")
+    own_layers_fit_the_budget(pytorch)
+
+
+def own_layers_fit_the_budget(built: Built) -> None:
     base_layers = len(sh("docker", "history", "-q", built.base).stdout.split())
     history = sh(
         "docker", "history", "--no-trunc", "--human=false",
@@ -203,11 +228,15 @@ def test_image_holds_the_serving_lock_and_the_app_and_nothing_else(built: Built)
     )
     lock = locked(built.project.root / "requirements" / "serve.lock")
     assert {canonicalize_name(name) for name in found} == set(lock)
+    own_bytes = sum(copies.values()) + sum(others.values())
+    assert own_bytes < OWN_LAYERS_BUDGET
     total = image_size(built.tag)
     print(
-        f"serving image: {total / 1e6:.1f} MB = base {image_size(built.base) / 1e6:.1f} MB "
-        f"+ serving packages {copies['/opt/venv'] / 1e6:.1f} MB + app and model "
-        f"{copies['/app'] / 1e6:.2f} MB + {sum(others.values()) / 1e3:.1f} KB"
+        f"serving image of {built.project.root.name}: {total / 1e6:.1f} MB = base "
+        f"{image_size(built.base) / 1e6:.1f} MB + serving packages "
+        f"{copies['/opt/venv'] / 1e6:.1f} MB + app and model {copies['/app'] / 1e6:.2f} MB + "
+        f"{sum(others.values()) / 1e3:.1f} KB; own layers {own_bytes / 1e6:.1f} MB of the "
+        f"{OWN_LAYERS_BUDGET / 1e6:.0f} MB budget"
     )
 
 

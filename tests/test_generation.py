@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from .baking import TEMPLATE, fresh
@@ -63,10 +64,11 @@ src/PACKAGE/__init__.py
 src/PACKAGE/baseline.py
 src/PACKAGE/cli.py
 src/PACKAGE/config.py
+src/PACKAGE/curves.py
 src/PACKAGE/data.py
 src/PACKAGE/files.py
 src/PACKAGE/frameworks/__init__.py
-src/PACKAGE/frameworks/sklearn.py
+src/PACKAGE/frameworks/FRAMEWORK.py
 src/PACKAGE/gates.py
 src/PACKAGE/lineage.py
 src/PACKAGE/metrics.py
@@ -88,6 +90,7 @@ src/PACKAGE/stages/ingest.py
 src/PACKAGE/stages/prepare.py
 src/PACKAGE/stages/train.py
 src/PACKAGE/stages/validate.py
+src/PACKAGE/tabular.py
 src/PACKAGE/tracking.py
 src/PACKAGE/verdict.py
 tests/__init__.py
@@ -115,9 +118,15 @@ def files(project: Path) -> list[str]:
     )
 
 
+# Files only some frameworks have, beside their module under frameworks/.
+FRAMEWORK_FILES = {"pytorch": ["requirements/pytorch.txt"]}
+
+
 def test_tree_is_exact(baked: Path) -> None:
-    package = answers(baked)["package"]
-    assert files(baked) == EXPECTED_TREE.replace("PACKAGE", package).split()
+    given = answers(baked)
+    expected = EXPECTED_TREE.replace("PACKAGE", given["package"])
+    expected = expected.replace("FRAMEWORK", given["framework"]).split()
+    assert files(baked) == sorted(expected + FRAMEWORK_FILES.get(given["framework"], []))
 
 
 def test_no_template_syntax_left(baked: Path) -> None:
@@ -217,22 +226,33 @@ def test_generated_code_is_ruff_clean(baked: Path) -> None:
 
 
 def test_the_lock_covers_the_project_ranges_and_is_what_the_tests_run(baked: Path) -> None:
+    """dev.lock, plus the framework's own pins (requirements/<framework>.txt: torch comes
+    from PyTorch's index, so it cannot share the hash-checked lock)."""
     project = tomllib.loads((baked / "pyproject.toml").read_text())["project"]
     dev = locked(baked / "requirements" / "dev.lock")
+    extra = {
+        name: pin
+        for path in (baked / "requirements").glob("*.txt")
+        for name, pin in locked(path).items()
+    }
+    pins = dev | extra
     requirements = [Requirement(spec) for spec in project["dependencies"]]
-    for extra in project["optional-dependencies"].values():
-        requirements += [Requirement(spec) for spec in extra]
+    for extra_dependencies in project["optional-dependencies"].values():
+        requirements += [Requirement(spec) for spec in extra_dependencies]
     outside = [
-        f"{req.name} {dev.get(canonicalize_name(req.name))} not in {req.specifier}"
+        f"{req.name} {pins.get(canonicalize_name(req.name))} not in {req.specifier}"
         for req in requirements
         if req.name != project["name"]
         and (req.marker is None or req.marker.evaluate())
-        and not req.specifier.contains(dev.get(canonicalize_name(req.name), "0"), prereleases=True)
+        and not req.specifier.contains(pins.get(canonicalize_name(req.name), "0"), prereleases=True)
     ]
     assert outside == []
-    # The template's .venv is installed from this lock: the tests run on exactly its pins.
+    # The template's .venv is installed from these pins: the tests run on exactly them (a
+    # local build label such as torch's +cpu is the same release).
     differing = {
-        name: (pin, installed(name)) for name, pin in dev.items() if installed(name) != pin
+        name: (pin, installed(name))
+        for name, pin in pins.items()
+        if not SpecifierSet(f"=={pin}").contains(installed(name) or "0", prereleases=True)
     }
     assert differing == {}
 

@@ -21,13 +21,38 @@ from .baking import DEFAULT_PROJECT_TESTS, Project, fresh, install
 pytestmark = pytest.mark.e2e
 
 STAGES = ["ingest", "prepare", "train", "evaluate", "export", "validate"]
-OUTPUTS = ["data/raw", "data/prepared", "models", "metrics", "plots", "reports"]
+OUTPUTS = ["data/raw", "data/prepared", "models", "logs", "metrics", "plots", "reports"]
+FRAMEWORKS = ["default", "pytorch"]  # combination ids: each framework once
+CURVES = """
+import json, mlflow
+from pathlib import Path
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+logs = EventAccumulator("logs")
+logs.Reload()
+mlflow.set_tracking_uri(f"sqlite:///{Path('mlflow/mlflow.db').resolve()}")
+client = mlflow.MlflowClient()
+run_id = Path("mlflow/last_run_id").read_text().strip()
+tags = logs.Tags()["scalars"]
+print(json.dumps({
+    "tensorboard": {tag: [(e.step, e.value) for e in logs.Scalars(tag)] for tag in tags},
+    "mlflow": {tag: [(m.step, m.value) for m in client.get_metric_history(run_id, tag)]
+               for tag in tags},
+}))
+"""
 Rows = list[dict[str, str]]
 
 
 @pytest.fixture
 def project(baked_default: Path, tmp_path: Path) -> Project:
     return install(fresh(baked_default, tmp_path / "out"), tmp_path / "venv")
+
+
+@pytest.fixture(params=FRAMEWORKS)
+def each_framework(
+    request: pytest.FixtureRequest, bakes: dict[str, Path], tmp_path: Path
+) -> Project:
+    """A fresh installed copy of the project of each framework (default: scikit-learn)."""
+    return install(fresh(bakes[request.param], tmp_path / "out"), tmp_path / "venv")
 
 
 def edit_csv(path: Path, change: Callable[[Rows], Rows]) -> None:
@@ -61,7 +86,8 @@ def commit(project: Project, message: str) -> None:
     project.run("git", "commit", "-qm", message)
 
 
-def test_repro_runs_six_stages_and_is_reproducible(project: Project) -> None:
+def test_repro_runs_six_stages_and_is_reproducible(each_framework: Project) -> None:
+    project = each_framework
     first = project.dvc("repro")
     assert ran(first.stdout) == STAGES
     lock = (project.root / "dvc.lock").read_text()
@@ -80,6 +106,21 @@ def test_repro_runs_six_stages_and_is_reproducible(project: Project) -> None:
     again = project.dvc("repro", "--force")
     assert ran(again.stdout) == STAGES
     assert (project.root / "dvc.lock").read_text() == lock
+
+
+def test_training_curves_reach_mlflow_and_tensorboard(reproduced_pytorch: Project) -> None:
+    """Per-epoch metrics: the same values, epoch by epoch, in MLflow and in logs/."""
+    logged = json.loads(reproduced_pytorch.run(reproduced_pytorch.python, "-c", CURVES).stdout)
+    assert set(logged["tensorboard"]) == {"train_loss", "val_loss", "val_accuracy"}
+    params = yaml.safe_load((reproduced_pytorch.root / "params.yaml").read_text())["train"]
+    val_loss = [value for _, value in logged["tensorboard"]["val_loss"]]
+    epochs = len(val_loss)
+    # Early stopping: training ended `patience` epochs after the best one, before the limit.
+    assert epochs < params["max_epochs"]
+    assert val_loss.index(min(val_loss)) == epochs - 1 - params["patience"]
+    for tag, points in logged["tensorboard"].items():
+        assert [step for step, _ in points] == list(range(1, epochs + 1))
+        assert logged["mlflow"][tag] == pytest.approx(points, rel=1e-6), tag
 
 
 def test_editing_the_schema_retrains_reexports_and_revalidates(project: Project) -> None:
@@ -133,10 +174,9 @@ print(json.dumps({"params": run.data.params, "tags": run.data.tags,
     assert "bad request  -> 422, rows.0.age: Field required" in readable
 
 
-def test_generated_project_tests_and_lint_pass(baked_default: Path, tmp_path: Path) -> None:
-    project = install(fresh(baked_default, tmp_path / "out"), tmp_path / "venv")
-    project.run("make", "lint")
-    assert project.assert_own_tests_pass() == DEFAULT_PROJECT_TESTS
+def test_generated_project_tests_and_lint_pass(each_framework: Project) -> None:
+    each_framework.run("make", "lint")
+    assert each_framework.assert_own_tests_pass() == DEFAULT_PROJECT_TESTS
 
 
 @pytest.mark.parametrize(
@@ -170,7 +210,9 @@ def test_bad_data_stops_prepare_and_leaves_nothing_cached(
     assert list(lock["stages"]) == ["ingest"]
 
 
-def test_model_trained_on_shuffled_labels_is_rejected(project: Project) -> None:
+def test_model_trained_on_shuffled_labels_is_rejected(each_framework: Project) -> None:
+    project = each_framework
+
     def shuffle(rows: Rows) -> Rows:
         labels = [row["approved"] for row in rows]
         random.Random(0).shuffle(labels)  # noqa: S311 - reproducible test data, not crypto

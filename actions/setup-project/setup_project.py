@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 
 from gitops_mlops import inputs, workflow
@@ -18,8 +19,11 @@ class Inputs:
 def main() -> int:
     """Install, then ``make pull REMOTE=...``; outputs ``dvc-pulled``."""
     given = inputs.read(Inputs)
+    started = time.monotonic()
     if workflow.run(["make", "install"]) != 0:
         workflow.fail("make install failed: see the log above")
+    # Install time is the cost the pip cache saves: watch it grow when the cache misses.
+    workflow.append_summary(f"Installed the project in {time.monotonic() - started:.0f} s.")
     if not given.dvc_remote_url:
         workflow.notice("No DVC remote configured: the pipeline reproduces from the data in git.")
         workflow.set_output("dvc-pulled", "false")

@@ -120,6 +120,7 @@ class Paths:
     train: Path = Path("data/prepared/train.csv")
     test: Path = Path("data/prepared/test.csv")
     model: Path = Path("models/native")
+    logs: Path = Path("logs")
     bundle: Path = Path("models/serving")
     metrics: Path = Path("metrics/metrics.json")
     fairness: Path = Path("metrics/fairness.json")
@@ -143,5 +144,11 @@ class Paths:
 
     @property
     def artifacts(self) -> tuple[Path, ...]:
-        """What CI keeps of a run: the bundle, metrics, plots and reports."""
-        return (self.bundle, self.metrics.parent, self.confusion.parent, self.verdict.parent)
+        """What CI keeps of a run: the bundle, metrics, plots, reports and TensorBoard logs."""
+        return (
+            self.bundle,
+            self.metrics.parent,
+            self.confusion.parent,
+            self.verdict.parent,
+            self.logs,
+        )

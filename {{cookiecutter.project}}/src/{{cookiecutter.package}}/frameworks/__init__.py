@@ -37,6 +37,9 @@ class Framework(Protocol):
     def predict_proba(self, model: Any, features: pd.DataFrame) -> np.ndarray:
         """Class probabilities, columns ordered like ``schema.target.classes``."""
 
+    def curves(self, model: Any) -> list[dict[str, float]]:
+        """Metrics per epoch of training (empty for models not trained in epochs)."""
+
     def save(self, model: Any, folder: Path) -> None:
         """Persist the native model into an empty folder."""
 

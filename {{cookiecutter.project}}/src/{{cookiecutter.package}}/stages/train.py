@@ -1,4 +1,7 @@
-"""``train``: fit the model on the training split and start the pipeline's MLflow run."""
+"""``train``: fit the model on the training split and start the pipeline's MLflow run.
+
+Per-epoch curves go to MLflow and to ``logs/`` (``make tensorboard`` shows them).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 
 import mlflow
 
-from .. import frameworks
+from .. import curves, frameworks
 from ..config import Params, Paths, validated
 from ..data import read_prepared
 from ..files import atomic_dir, sha256
@@ -32,6 +35,8 @@ def run(params: Params, paths: Paths) -> None:
         mlflow.log_params(train_params.model_dump())
         mlflow.set_tags({"data.train_sha256": sha256(paths.train), "framework": framework.NAME})
         mlflow.log_metric("train_accuracy", accuracy)
+        with atomic_dir(paths.logs) as folder:
+            curves.log(framework.curves(model), folder)
         log.info(
             "trained on %d rows, train accuracy %.4f, MLflow run %s",
             len(target),

@@ -1,0 +1,96 @@
+"""Per framework: pipeline and training time, serving against MLflow, serving image size.
+
+For every framework choice the template offers, one run: bake the project (default answers
+otherwise), install it into a virtualenv linked to this one, time `dvc repro` from scratch and
+the `train` stage alone, run benchmarks/serve_vs_mlflow.py on its exported model (the same
+ONNX model for both servers), and, with --image, build its serving image with the project's
+Dockerfile and report its size over the base image.
+
+Usage, from the template repository (needs wrk; --image needs a Docker engine):
+    python benchmarks/frameworks.py [--image] [--duration 5] [--output results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.baking import TEMPLATE, Project, bake, install
+from tests.infra import ensure_base_image, ensure_docker, image_size, sh
+
+
+def timed(step: Callable[[], object]) -> float:
+    started = time.monotonic()
+    step()
+    return time.monotonic() - started
+
+
+def serving(project: Project, duration: int) -> dict[str, float]:
+    output = project.root / "serve-benchmark.json"
+    script = TEMPLATE / "benchmarks" / "serve_vs_mlflow.py"
+    project.run(
+        project.python, str(script), "--project", str(project.root),
+        "--duration", str(duration), "--output", str(output),
+    )  # fmt: skip
+    return json.loads(output.read_text())["summary"]
+
+
+def image(project: Project, framework: str) -> dict[str, float]:
+    ensure_docker()
+    base = ensure_base_image()
+    tag = f"gitops-mlops/bench-{framework}:latest"
+    sh(
+        "docker", "build", "--network=host", "--build-arg", f"BASE_IMAGE={base}",
+        "-t", tag, str(project.root),
+    )  # fmt: skip
+    total, base_size = image_size(tag), image_size(base)
+    return {"image_mb": total / 1e6, "own_layers_mb": (total - base_size) / 1e6}
+
+
+def measure(framework: str, root: Path, args: argparse.Namespace) -> dict[str, object]:
+    project = install(bake(root, framework=framework), root / "venv")
+    result: dict[str, object] = {"framework": framework}
+    result["dvc_repro_s"] = timed(project, project.python, "-m", "dvc", "repro")
+    result["train_s"] = timed(
+        project, str(Path(project.python).parent / project.root.name), "train"
+    )
+    result["serving"] = serving(project, args.duration)
+    if args.image:
+        result.update(image(project, framework))
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds of load per server")
+    parser.add_argument("--image", action="store_true", help="also build each serving image")
+    parser.add_argument("--output", type=Path, help="also write the results as JSON")
+    args = parser.parse_args()
+    frameworks = json.loads((TEMPLATE / "cookiecutter.json").read_text())["framework"]
+    with tempfile.TemporaryDirectory() as scratch:
+        results = [measure(name, Path(scratch, name), args) for name in frameworks]
+    print(
+        f"\n{'framework':<10} {'repro s':>8} {'train s':>8} {'x mlflow':>9} {'p99 ms':>7}", end=""
+    )
+    print(f" {'image MB':>9} {'own MB':>7}" if args.image else "")
+    for r in results:
+        line = (
+            f"{r['framework']:<10} {r['dvc_repro_s']:>8.1f} {r['train_s']:>8.1f} "
+            f"{r['serving']['throughput_vs_mlflow']:>9.1f} {r['serving']['p99_ms']:>7.2f}"
+        )
+        if args.image:
+            line += f" {r['image_mb']:>9.1f} {r['own_layers_mb']:>7.1f}"
+        print(line)
+    if args.output:
+        args.output.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
