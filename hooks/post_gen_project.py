@@ -16,14 +16,20 @@ from pathlib import Path
 RUN_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
 
 
+# Frameworks that train neural networks share src/<package>/networks.py.
+NETWORK_FRAMEWORKS = ("pytorch", "tensorflow")
+
+
 def remove_framework_files(package: str, framework: str) -> None:
-    """Keep only the chosen training framework's module and extra requirements."""
+    """Keep only the chosen training framework's modules and extra requirements."""
     for module in Path("src", package, "frameworks").glob("*.py"):
         if module.stem not in ("__init__", framework):
             module.unlink()
     for extra in Path("requirements").glob("*.txt"):
         if extra.stem != framework:
             extra.unlink()
+    if framework not in NETWORK_FRAMEWORKS:
+        Path("src", package, "networks.py").unlink()
 
 
 def template_commit(repo_dir: str) -> str | None:

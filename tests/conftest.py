@@ -55,6 +55,14 @@ def reproduced_pytorch(bakes: dict[str, Path], tmp_path_factory: pytest.TempPath
     return reproduce(bakes["pytorch"], tmp_path_factory.mktemp("reproduced-pytorch"))
 
 
+@pytest.fixture(scope="session")
+def reproduced_tensorflow(
+    bakes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Project:
+    """The TensorFlow project, reproduced like :func:`reproduced`."""
+    return reproduce(bakes["tensorflow"], tmp_path_factory.mktemp("reproduced-tensorflow"))
+
+
 def reproduce(baked: Path, root: Path) -> Project:
     project = install(fresh(baked, root), root / "venv")
     project.dvc("repro")

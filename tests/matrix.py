@@ -19,6 +19,7 @@ SUPPORTED: dict[str, dict[str, str]] = {
         "actions_ref": "release/v1.2",
     },
     "pytorch": {"framework": "pytorch"},
+    "tensorflow": {"framework": "tensorflow"},
     "tricky-strings": {
         "project_name": "Zoë's Model",
         "project": "zoe-model",
@@ -42,7 +43,7 @@ UNSUPPORTED: dict[str, tuple[dict[str, str], str]] = {
     "package-stdlib": ({"package": "json"}, "package: 'json' would shadow the standard-library"),
     "email": ({"author_email": "not-an-email"}, "author_email: 'not-an-email' must be an e-mail"),
     "python-too-old": ({"python_version": "3.9"}, "choice variable python_version"),
-    "framework-planned": ({"framework": "tensorflow"}, "choice variable framework"),
+    "framework-planned": ({"framework": "rllib"}, "choice variable framework"),
     "owner-leading-hyphen": ({"github_owner": "-acme"}, "github_owner: '-acme' must be a GitHub"),
     "registry-scheme": ({"container_registry": "https://ghcr.io"}, "container_registry: 'https://"),
     "actions-repository": ({"actions_repository": "no-slash"}, "actions_repository: 'no-slash'"),

@@ -199,15 +199,17 @@ def test_image_holds_the_serving_lock_and_the_app_and_nothing_else(built: Built)
     own_layers_fit_the_budget(built)
 
 
-def test_the_pytorch_project_serves_from_the_same_image_without_torch(
-    reproduced_pytorch: Project, registry: Registry, tmp_path: Path
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_deep_learning_projects_serve_from_the_same_image_without_their_framework(
+    framework: str, request: pytest.FixtureRequest, registry: Registry, tmp_path: Path
 ) -> None:
     """A deep-learning framework changes the model, not the image: onnxruntime and the app."""
-    pytorch = build(reproduced_pytorch, registry, tmp_path)  # smoke-tested, then pushed
-    manifest = json.loads((reproduced_pytorch.root / "models/serving/manifest.json").read_text())
-    assert manifest["model_sha256"] in pytorch.summary
-    assert pytorch.digest.startswith("sha256:")
-    own_layers_fit_the_budget(pytorch)
+    project: Project = request.getfixturevalue(f"reproduced_{framework}")
+    built = build(project, registry, tmp_path)  # smoke-tested, then pushed
+    manifest = json.loads((project.root / "models/serving/manifest.json").read_text())
+    assert manifest["model_sha256"] in built.summary
+    assert built.digest.startswith("sha256:")
+    own_layers_fit_the_budget(built)
 
 
 def own_layers_fit_the_budget(built: Built) -> None:

@@ -119,14 +119,21 @@ def files(project: Path) -> list[str]:
 
 
 # Files only some frameworks have, beside their module under frameworks/.
-FRAMEWORK_FILES = {"pytorch": ["requirements/pytorch.txt"]}
+FRAMEWORK_FILES = {
+    "pytorch": ["requirements/pytorch.txt", "src/PACKAGE/networks.py"],
+    "tensorflow": ["requirements/tensorflow.txt", "src/PACKAGE/networks.py"],
+}
 
 
 def test_tree_is_exact(baked: Path) -> None:
     given = answers(baked)
     expected = EXPECTED_TREE.replace("PACKAGE", given["package"])
     expected = expected.replace("FRAMEWORK", given["framework"]).split()
-    assert files(baked) == sorted(expected + FRAMEWORK_FILES.get(given["framework"], []))
+    extra = [
+        name.replace("PACKAGE", given["package"])
+        for name in FRAMEWORK_FILES.get(given["framework"], [])
+    ]
+    assert files(baked) == sorted(expected + extra)
 
 
 def test_no_template_syntax_left(baked: Path) -> None:

@@ -27,8 +27,11 @@ def test_invalid_answer_fails_before_any_file_is_written(
 @pytest.mark.parametrize(
     ("answers", "message"),
     [
-        ({"framework": "tensorflow"}, "framework: 'tensorflow' is planned but not available yet"),
-        ({"framework": "xgboost"}, "framework: 'xgboost' must be one of pytorch, sklearn"),
+        ({"framework": "rllib"}, "framework: 'rllib' is planned but not available yet"),
+        (
+            {"framework": "xgboost"},
+            "framework: 'xgboost' must be one of pytorch, sklearn, tensorflow",
+        ),
         ({"python_version": "3.9"}, "python_version: '3.9' must be one of 3.10, 3.11"),
     ],
     ids=["planned-framework", "unknown-framework", "old-python"],

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 STAGES = ["ingest", "prepare", "train", "evaluate", "export", "validate"]
 OUTPUTS = ["data/raw", "data/prepared", "models", "logs", "metrics", "plots", "reports"]
-FRAMEWORKS = ["default", "pytorch"]  # combination ids: each framework once
+FRAMEWORKS = ["default", "pytorch", "tensorflow"]  # combination ids: each framework once
 CURVES = """
 import json, mlflow
 from pathlib import Path
@@ -108,11 +108,15 @@ def test_repro_runs_six_stages_and_is_reproducible(each_framework: Project) -> N
     assert (project.root / "dvc.lock").read_text() == lock
 
 
-def test_training_curves_reach_mlflow_and_tensorboard(reproduced_pytorch: Project) -> None:
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_training_curves_reach_mlflow_and_tensorboard(
+    framework: str, request: pytest.FixtureRequest
+) -> None:
     """Per-epoch metrics: the same values, epoch by epoch, in MLflow and in logs/."""
-    logged = json.loads(reproduced_pytorch.run(reproduced_pytorch.python, "-c", CURVES).stdout)
+    project: Project = request.getfixturevalue(f"reproduced_{framework}")
+    logged = json.loads(project.run(project.python, "-c", CURVES).stdout)
     assert set(logged["tensorboard"]) == {"train_loss", "val_loss", "val_accuracy"}
-    params = yaml.safe_load((reproduced_pytorch.root / "params.yaml").read_text())["train"]
+    params = yaml.safe_load((project.root / "params.yaml").read_text())["train"]
     val_loss = [value for _, value in logged["tensorboard"]["val_loss"]]
     epochs = len(val_loss)
     # Early stopping: training ended `patience` epochs after the best one, before the limit.
@@ -120,7 +124,9 @@ def test_training_curves_reach_mlflow_and_tensorboard(reproduced_pytorch: Projec
     assert val_loss.index(min(val_loss)) == epochs - 1 - params["patience"]
     for tag, points in logged["tensorboard"].items():
         assert [step for step, _ in points] == list(range(1, epochs + 1))
-        assert logged["mlflow"][tag] == pytest.approx(points, rel=1e-6), tag
+        assert [step for step, _ in logged["mlflow"][tag]] == list(range(1, epochs + 1))
+        values = [value for _, value in logged["mlflow"][tag]]
+        assert values == pytest.approx([value for _, value in points], rel=1e-6), tag
 
 
 def test_editing_the_schema_retrains_reexports_and_revalidates(project: Project) -> None:

@@ -6,6 +6,10 @@ Nothing here imports a training library until a stage calls :func:`load`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -55,3 +59,22 @@ def load() -> Framework:
     from . import {{ cookiecutter.framework }} as chosen
 
     return cast(Framework, chosen)
+
+
+@contextlib.contextmanager
+def quiet(*loggers: str) -> Iterator[None]:
+    """Keep a converter's chatter out of the stage's log.
+
+    Exporters log their progress at INFO, warn about optional operators a model never uses
+    (torch.onnx: torchvision's) and trip deprecation warnings inside their own library.
+    """
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

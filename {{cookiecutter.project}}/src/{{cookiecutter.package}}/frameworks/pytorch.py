@@ -10,12 +10,9 @@ with scikit-learn, and needs neither torch nor scikit-learn.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
-import logging
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,34 +22,21 @@ import numpy as np
 import onnx
 import pandas as pd
 import torch
-from onnx import compose, helper, numpy_helper
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from sklearn.compose import ColumnTransformer
-from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
+from ..networks import OPSET, NetworkParams, behind_preprocessing, matrix, training_arrays
 from ..schema import Schema
-from ..tabular import convert, preprocessor
+from . import quiet
 
 NAME = "pytorch"
 PREPROCESS_FILE = "preprocess.joblib"
 CHECKPOINT_FILE = "checkpoint.pt"
-OPSET = 18
 
 
-class Params(BaseModel):
+class Params(NetworkParams):
     """Hyper-parameters of the ``train`` section of ``params.yaml``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    hidden: list[PositiveInt] = Field(min_length=1)
-    dropout: float = Field(ge=0, lt=1)
-    learning_rate: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
-    batch_size: PositiveInt
-    max_epochs: PositiveInt
-    patience: PositiveInt  # epochs without a better validation loss before training stops
-    validation_fraction: float = Field(gt=0, lt=0.5)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
 
@@ -96,18 +80,11 @@ def fit(
     """Train with early stopping; the same data, params and seed give the same model on CPU."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
-    classes = schema.target.classes
-    fit_rows, val_rows, fit_target, val_target = train_test_split(
-        features, target, test_size=params.validation_fraction, random_state=seed, stratify=target
-    )
-    preprocess = preprocessor(schema).fit(fit_rows)
+    arrays = training_arrays(features, target, schema, params.validation_fraction, seed)
     run_on = device(params.device)
-    x_fit, x_val = (_tensor(preprocess.transform(rows), run_on) for rows in (fit_rows, val_rows))
-    index = {cls: position for position, cls in enumerate(classes)}
-    y_fit, y_val = (
-        torch.tensor(labels.map(index).to_numpy(dtype=np.int64), device=run_on)
-        for labels in (fit_target, val_target)
-    )
+    x_fit, x_val = (torch.tensor(x, device=run_on) for x in (arrays.x_fit, arrays.x_val))
+    y_fit, y_val = (torch.tensor(y, device=run_on) for y in (arrays.y_fit, arrays.y_val))
+    classes = schema.target.classes
     model = network(x_fit.shape[1], params.hidden, params.dropout, len(classes)).to(run_on)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
@@ -142,13 +119,13 @@ def fit(
             if waited >= params.patience:
                 break
     model.load_state_dict(best_state)
-    return Model(preprocess, model.cpu().eval(), classes, curves)
+    return Model(arrays.preprocess, model.cpu().eval(), classes, curves)
 
 
 def predict_proba(model: Model, features: pd.DataFrame) -> np.ndarray:
     """Class probabilities, columns ordered like ``schema.target.classes``."""
     with torch.no_grad():
-        logits = model.network(_tensor(model.preprocess.transform(features), torch.device("cpu")))
+        logits = model.network(torch.as_tensor(matrix(model.preprocess, features)))
         return torch.softmax(logits, dim=1).numpy()
 
 
@@ -184,14 +161,9 @@ def load(folder: Path) -> Model:
 
 
 def to_onnx(model: Model, schema: Schema) -> bytes:
-    """The preprocessing's graph, then the network's with a softmax, then the label.
-
-    Outputs ``label`` (int64, the most probable class) and ``probabilities``, as every
-    framework's export does.
-    """
-    preprocess = convert(model.preprocess, schema, opset=OPSET)
+    """The network with a softmax (``torch.onnx``) behind the preprocessing's graph."""
     buffer = io.BytesIO()
-    with _quiet("torch.onnx", "onnx_ir", "onnxscript"):
+    with quiet("torch.onnx", "onnx_ir", "onnxscript"):
         torch.onnx.export(
             torch.nn.Sequential(model.network, torch.nn.Softmax(dim=1)).eval(),
             (torch.zeros(2, model.network[0].in_features),),
@@ -204,48 +176,5 @@ def to_onnx(model: Model, schema: Schema) -> bytes:
             external_data=False,
             verbose=False,
         )
-    net = onnx.load_from_string(buffer.getvalue())
-    preprocess.ir_version = net.ir_version
-    joined = compose.merge_models(
-        preprocess, net, io_map=[(preprocess.graph.output[0].name, "features")]
-    )
-    graph = joined.graph
-    graph.initializer.append(
-        numpy_helper.from_array(np.asarray(model.classes, dtype=np.int64), "classes")
-    )
-    graph.node.extend(
-        [
-            helper.make_node("ArgMax", ["probabilities"], ["class_index"], axis=1, keepdims=0),
-            helper.make_node("Gather", ["classes", "class_index"], ["label"], axis=0),
-        ]
-    )
-    probabilities = graph.output[0]
-    del graph.output[:]
-    graph.output.extend(
-        [helper.make_tensor_value_info("label", onnx.TensorProto.INT64, ["rows"]), probabilities]
-    )
-    onnx.checker.check_model(joined, full_check=True)
-    return joined.SerializeToString()
-
-
-def _tensor(matrix: np.ndarray, on: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(matrix, dtype=np.float32), device=on)
-
-
-@contextlib.contextmanager
-def _quiet(*loggers: str) -> Iterator[None]:
-    """Keep the exporter's chatter out of the stage's log.
-
-    It logs its progress, warns about optional torchvision operators this model never uses,
-    and trips deprecation warnings inside torch itself.
-    """
-    levels = {name: logging.getLogger(name).level for name in loggers}
-    for name in loggers:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+    network_graph = onnx.load_from_string(buffer.getvalue())
+    return behind_preprocessing(network_graph, model.preprocess, schema).SerializeToString()
