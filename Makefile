@@ -9,10 +9,10 @@ PYTEST_ARGS ?=
 # Where torch comes from for the PyTorch projects the tests bake (empty: the package index).
 TORCH_INDEX ?=
 
-.PHONY: help install lock lint format test demo bench faults clean
+.PHONY: help install lock lint format test demo bench bench-frameworks faults clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 LOCKS := {{cookiecutter.project}}/requirements
 
@@ -53,6 +53,9 @@ demo: install ## Bake the default project into build/ and run its whole demo
 
 bench: install ## Serving benchmark on the demo project against mlflow models serve (after make demo; needs wrk)
 	$(BIN)/python benchmarks/serve_vs_mlflow.py --project $(DEMO)
+
+bench-frameworks: install ## Per framework: dvc repro and training time, serving vs mlflow models serve, image size (needs wrk and Docker)
+	$(BIN)/python benchmarks/frameworks.py --image
 
 faults: install ## Fault figures of the demo project's server: slow bodies, saturation, SIGTERM (after make demo)
 	ulimit -n 4096 && $(BIN)/python benchmarks/faults.py --project $(DEMO)
