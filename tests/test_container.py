@@ -332,9 +332,8 @@ def test_the_drain_test_fails_without_the_drain(built: Built, stop: str) -> None
         stock = STOCK_UVICORN.format(package=built.project.package)
         result, exit_code = signalled_burst(built, 18184, "TERM", "python3", "-c", stock)
         assert exit_code == 0
-        assert {key for key in result.outcomes if key[1] == "in flight"} == {
-            ("completed", "in flight")
-        }
+        # It finishes the predictions it had begun (a request caught mid-send may be lost).
+        assert result.outcomes["completed", "in flight"] >= result.in_flight_at_signal
     assert stragglers(result) == {
         ("lost", "on its way"): 5,
         ("lost", "kept alive"): 5,
