@@ -11,7 +11,20 @@ from pathlib import Path
 import pytest
 
 from .baking import Project, bake, fresh, install
+from .infra import Images
 from .matrix import SUPPORTED
+
+_IMAGES_BEFORE = pytest.StashKey[Images]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, before any worker starts
+        session.config.stash[_IMAGES_BEFORE] = Images.now()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _IMAGES_BEFORE in session.config.stash:  # the controller, after every worker is done
+        session.config.stash[_IMAGES_BEFORE].remove_newer()
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,34 @@ def ensure_base_image() -> str:
     return BASE_IMAGE
 
 
+@dataclass(frozen=True)
+class Images:
+    """The engine's tagged references and dangling image ids at one moment."""
+
+    references: frozenset[str]
+    dangling: frozenset[str]
+
+    @classmethod
+    def now(cls) -> Images:
+        if sh("docker", "info", check=False).returncode != 0:
+            return cls(frozenset(), frozenset())  # the tests start the engine: all is theirs
+        listed = sh("docker", "images", "--format={{.Repository}}:{{.Tag}}").stdout.split()
+        dangling = sh("docker", "images", "--quiet", "--no-trunc", "--filter=dangling=true")
+        return cls(
+            frozenset(name for name in listed if "<none>" not in name),
+            frozenset(dangling.stdout.split()),
+        )
+
+    def remove_newer(self) -> None:
+        """Remove what the tests added but the base image: with vfs storage every image is a
+        full copy of its layers, so a run leaks gigabytes without this."""
+        after = Images.now()
+        for reference in sorted(after.references - self.references - {BASE_IMAGE}):
+            sh("docker", "rmi", reference, check=False)
+        for image in sorted(after.dangling - self.dangling):
+            sh("docker", "rmi", image, check=False)
+
+
 def image_size(reference: str) -> int:
     return int(sh("docker", "image", "inspect", "--format={{.Size}}", reference).stdout)
 
