@@ -16,13 +16,19 @@ help: ## List the targets
 
 LOCKS := {{cookiecutter.project}}/requirements
 
-install: $(VENV)/.installed ## Create .venv: the generated project's locked dependencies, then the pinned tools
+install: $(VENV)/.installed $(VENV)/interop/.installed ## Create .venv: the generated project's locked dependencies, then the pinned tools
 $(VENV)/.installed: requirements-dev.txt $(LOCKS)/dev.lock $(LOCKS)/pytorch.txt $(LOCKS)/tensorflow.txt
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCKS)/dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(if $(TORCH_INDEX),--extra-index-url "$(TORCH_INDEX)") -r $(LOCKS)/pytorch.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCKS)/tensorflow.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# tritonclient and schemathesis, which the interoperability tests run against the server.
+$(VENV)/interop/.installed: requirements-interop.txt
+	[ -x $(VENV)/interop/bin/python ] || $(PYTHON) -m venv $(VENV)/interop
+	$(VENV)/interop/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-interop.txt
 	touch $@
 
 lock: install ## Re-lock the generated project's dependencies (uv, needs the package index)

@@ -112,10 +112,15 @@ class Registry:
         self.process.wait(timeout=30)
 
 
-def start_registry(root: Path, username: str = "ci", password: str = "s3cret-pass") -> Registry:  # noqa: S107 - a throwaway local test registry
+def free_port() -> int:
+    """A local TCP port nobody listens on."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def start_registry(root: Path, username: str = "ci", password: str = "s3cret-pass") -> Registry:  # noqa: S107 - a throwaway local test registry
+    port = free_port()
     htpasswd = root / "htpasswd"
     sh("htpasswd", "-Bbc", str(htpasswd), username, password)
     config = root / "config.yml"

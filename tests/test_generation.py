@@ -81,6 +81,8 @@ src/PACKAGE/serve/batching.py
 src/PACKAGE/serve/bundle.py
 src/PACKAGE/serve/metrics.py
 src/PACKAGE/serve/model.py
+src/PACKAGE/serve/open_inference.py
+src/PACKAGE/serve/openapi.py
 src/PACKAGE/serve/settings.py
 src/PACKAGE/smoke.py
 src/PACKAGE/stages/__init__.py
@@ -100,6 +102,7 @@ tests/test_cli.py
 tests/test_data.py
 tests/test_dvc_dependencies.py
 tests/test_model.py
+tests/test_open_inference.py
 tests/test_serve.py
 tests/test_serve_properties.py
 tests/test_validate.py

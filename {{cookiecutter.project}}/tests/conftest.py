@@ -6,7 +6,15 @@ bundle's example rows, so the tests keep passing when you bring your own data an
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,8 @@ from {{ cookiecutter.package }}.data import read_prepared
 from {{ cookiecutter.package }}.files import read_json
 from {{ cookiecutter.package }}.schema import Schema
 from {{ cookiecutter.package }}.serve.bundle import EXAMPLE_FILE
+from {{ cookiecutter.package }}.serve.model import OnnxModel
+from {{ cookiecutter.package }}.smoke import free_port
 from {{ cookiecutter.package }}.stages import (
     evaluate,
     export,
@@ -72,3 +82,77 @@ def rows(test_split: tuple[pd.DataFrame, pd.Series]) -> list[dict[str, Any]]:
 def example(paths: Paths) -> dict[str, Any]:
     """The bundle's example: rows and the predictions export computed for them."""
     return read_json(paths.bundle / EXAMPLE_FILE)
+
+
+MAX_ROWS = 5
+MAX_BODY = max(16384, 64 * len(SCHEMA.features) * (MAX_ROWS + 1))  # roomy for MAX_ROWS rows
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def exchange(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Status, raw body and headers (names in lower case)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            raw = response.read()
+            return response.status, raw, {k.lower(): v for k, v in response.getheaders()}
+        finally:
+            connection.close()
+
+    def call(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, Any]:
+        """Status and body: decoded JSON, or text."""
+        status, raw, answered = self.exchange(method, path, body, headers)
+        if answered.get("content-type", "").startswith("application/json"):
+            return status, json.loads(raw)
+        return status, raw.decode()
+
+    def predict(self, payload: Any) -> tuple[int, Any]:
+        return self.call(
+            "POST", "/predict", json.dumps(payload).encode(), {"Content-Type": "application/json"}
+        )
+
+
+@pytest.fixture(scope="module")
+def server(paths: Paths) -> Iterator[Client]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SERVE_PORT": str(port),
+        "SERVE_MODEL_DIR": str(paths.bundle),
+        "SERVE_MAX_BATCH_ROWS": str(MAX_ROWS),
+        "SERVE_MAX_BODY_BYTES": str(MAX_BODY),
+        "SERVE_GIT_SHA": "abc1234",
+        "SERVE_HEADER_TIMEOUT_SECONDS": "1",
+        "SERVE_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"{OnnxModel.__module__.split('.')[0]}.serve"], env=env
+    )
+    client = Client(port)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if client.call("GET", "/ready")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail("server never became ready")
+    yield client
+    process.send_signal(signal.SIGTERM)
+    # uvicorn drains, then re-raises SIGTERM so supervisors see why it stopped.
+    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def model(paths: Paths) -> OnnxModel:
+    return OnnxModel.load(paths.bundle)

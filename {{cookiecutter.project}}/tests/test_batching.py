@@ -9,7 +9,7 @@ import pytest
 
 from {{ cookiecutter.package }}.config import Paths
 from {{ cookiecutter.package }}.serve.batching import Batcher
-from {{ cookiecutter.package }}.serve.model import OnnxModel
+from {{ cookiecutter.package }}.serve.model import Feeds, OnnxModel, rows_of
 
 
 @pytest.fixture
@@ -17,18 +17,19 @@ def counted(paths: Paths) -> tuple[OnnxModel, list[int]]:
     """The exported model, recording the size of every batch it predicts."""
     model = OnnxModel.load(paths.bundle)
     sizes: list[int] = []
-    predict = model.predict_rows
+    predict = model.predict
 
-    def recording(rows):
-        sizes.append(len(rows))
-        return predict(rows)
+    def recording(feeds: Feeds):
+        sizes.append(rows_of(feeds))
+        return predict(feeds)
 
-    model.predict_rows = recording  # type: ignore[method-assign]
+    model.predict = recording  # type: ignore[method-assign]
     return model, sizes
 
 
 async def predict_each(batcher: Batcher, rows: list[dict]) -> list:
-    return await asyncio.gather(*(batcher.predict([row]) for row in rows))
+    feeds = [batcher.model.feeds_from_rows([row]) for row in rows]
+    return await asyncio.gather(*(batcher.predict(one) for one in feeds))
 
 
 def test_concurrent_requests_share_one_call_and_get_their_own_rows(counted, rows) -> None:
@@ -51,7 +52,7 @@ def test_batches_never_exceed_the_row_cap(counted, rows) -> None:
 
 def test_a_lone_request_is_predicted_alone(counted, rows) -> None:
     model, sizes = counted
-    result = asyncio.run(Batcher(model, max_rows=100).predict(rows[:2]))
+    result = asyncio.run(Batcher(model, max_rows=100).predict(model.feeds_from_rows(rows[:2])))
     assert sizes == [2]
     assert len(result.labels) == 2
 
@@ -59,15 +60,16 @@ def test_a_lone_request_is_predicted_alone(counted, rows) -> None:
 def test_a_failed_batch_fails_every_waiting_request(counted, rows) -> None:
     model, _ = counted
 
-    def broken(rows):
+    def broken(feeds: Feeds):
         raise RuntimeError("onnxruntime failed")
 
-    model.predict_rows = broken  # type: ignore[method-assign]
+    model.predict = broken  # type: ignore[method-assign]
 
     async def run() -> list:
         batcher = Batcher(model, max_rows=100)
+        feeds = [model.feeds_from_rows([row]) for row in rows[:3]]
         return await asyncio.gather(
-            *(batcher.predict([row]) for row in rows[:3]), return_exceptions=True
+            *(batcher.predict(one) for one in feeds), return_exceptions=True
         )
 
     outcomes = asyncio.run(run())

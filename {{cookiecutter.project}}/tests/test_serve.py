@@ -7,16 +7,11 @@ the schema, so the cases follow your data.
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,82 +21,17 @@ from {{ cookiecutter.package }}.config import Paths
 from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn
 from {{ cookiecutter.package }}.serve.bundle import EXAMPLE_FILE
 from {{ cookiecutter.package }}.serve.model import OnnxModel
-from {{ cookiecutter.package }}.smoke import free_port, smoke_test
+from {{ cookiecutter.package }}.smoke import smoke_test
 
-from .conftest import SCHEMA
+from .conftest import MAX_BODY, MAX_ROWS, SCHEMA, Client
 from .test_data import beyond, first
 
-MAX_ROWS = 5
-MAX_BODY = max(16384, 64 * len(SCHEMA.features) * (MAX_ROWS + 1))  # roomy for MAX_ROWS rows
 Row = dict[str, Any]
-
-
-class Client:
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def call(
-        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
-    ) -> tuple[int, Any]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            raw = response.read()
-            kind = response.getheader("content-type", "")
-            return response.status, json.loads(raw) if kind.startswith(
-                "application/json"
-            ) else raw.decode()
-        finally:
-            connection.close()
-
-    def predict(self, payload: Any) -> tuple[int, Any]:
-        return self.call(
-            "POST", "/predict", json.dumps(payload).encode(), {"Content-Type": "application/json"}
-        )
-
-
-@pytest.fixture(scope="module")
-def server(paths: Paths) -> Iterator[Client]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SERVE_PORT": str(port),
-        "SERVE_MODEL_DIR": str(paths.bundle),
-        "SERVE_MAX_BATCH_ROWS": str(MAX_ROWS),
-        "SERVE_MAX_BODY_BYTES": str(MAX_BODY),
-        "SERVE_GIT_SHA": "abc1234",
-        "SERVE_HEADER_TIMEOUT_SECONDS": "1",
-        "SERVE_LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", f"{OnnxModel.__module__.split('.')[0]}.serve"], env=env
-    )
-    client = Client(port)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if client.call("GET", "/ready")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        process.kill()
-        pytest.fail("server never became ready")
-    yield client
-    process.send_signal(signal.SIGTERM)
-    # uvicorn drains, then re-raises SIGTERM so supervisors see why it stopped.
-    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
 def row(example: dict[str, Any]) -> Row:
     return example["rows"][0]
-
-
-@pytest.fixture(scope="module")
-def model(paths: Paths) -> OnnxModel:
-    return OnnxModel.load(paths.bundle)
 
 
 def test_probes_and_version(server: Client, model: OnnxModel) -> None:

@@ -147,7 +147,7 @@ def test_a_number_beyond_float32_is_a_422_not_a_500(app: ServingApp, example: di
 def test_an_unexpected_error_is_one_counted_500_without_a_traceback(
     app: ServingApp, example: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(rows: Any) -> Any:
+    def broken(feeds: Any) -> Any:
         raise RuntimeError("secret internals")
 
     counter = 'http_requests_total{route="/predict",status="500"}'
@@ -159,7 +159,7 @@ def test_an_unexpected_error_is_one_counted_500_without_a_traceback(
         )
 
     before = errors()
-    monkeypatch.setattr(app.batcher.model, "predict_rows", broken)
+    monkeypatch.setattr(app.batcher.model, "predict", broken)
     status, answer = call(app, "POST", "/predict", json.dumps({"rows": example["rows"]}).encode())
     assert status == 500
     assert b"secret internals" not in answer
@@ -176,13 +176,13 @@ def slow_app(paths: Paths, seconds: float, **settings: Any) -> ServingApp:
     """The exported model, each batch taking ``seconds`` on the inference thread."""
     served = ServingApp(ServeSettings(model_dir=paths.bundle, **settings))
     served.load()
-    predict = served.batcher.model.predict_rows
+    predict = served.batcher.model.predict
 
-    def slowly(rows: Any) -> Any:
+    def slowly(feeds: Any) -> Any:
         time.sleep(seconds)  # on the inference thread, like a heavy model
-        return predict(rows)
+        return predict(feeds)
 
-    served.batcher.model.predict_rows = slowly  # type: ignore[method-assign]
+    served.batcher.model.predict = slowly  # type: ignore[method-assign]
     return served
 
 

@@ -6,7 +6,9 @@ bodies are validated straight from bytes by pydantic-core against a validator de
 the training schema; every client mistake is answered 4xx with the field at fault.
 
 Routes: ``POST /predict``, ``GET /health`` (live), ``GET /ready`` (503 until the session is
-loaded), ``GET /metrics`` (Prometheus), ``GET /version`` (model hash, git sha, MLflow run).
+loaded), ``GET /metrics`` (Prometheus), ``GET /version`` (model hash, git sha, MLflow run),
+``GET /openapi.json`` (see :mod:`.openapi`), and the Open Inference Protocol under ``/v2`` (see
+:mod:`.open_inference`). Both prediction routes share the batcher, the limits and the metrics.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
 
+from . import open_inference as v2
+from . import openapi
 from .batching import Batcher
 from .metrics import Metrics
-from .model import OnnxModel
+from .model import Feeds, OnnxModel, Prediction, rows_of
 from .settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
+TEXT = b"text/plain"  # an empty health answer
+OCTETS = b"application/octet-stream"  # a v2 response with binary tensor data
+T = TypeVar("T")
+Headers = list[tuple[bytes, bytes]]
+Response = tuple[int, bytes, bytes, Headers]  # status, body, content type, extra headers
 # A request with thousands of mistakes gets the first few and a count: error bodies stay small
 # (well under 16 KiB) and never echo large client input back.
 MAX_ERRORS = 10
@@ -43,6 +52,7 @@ ROUTES = {
     "/ready": "GET",
     "/metrics": "GET",
     "/version": "GET",
+    "/openapi.json": "GET",
 }
 
 
@@ -70,6 +80,7 @@ class ServingApp:
         self.load_error: str | None = None
         self.body_limit = settings.max_body_bytes or 0  # sized to the schema once it loads
         self._validator: Any = None
+        self._openapi = b""  # the document, once the model (and so the schema) is loaded
         self._loading: asyncio.Future[None] | None = None
         self._in_flight = 0
 
@@ -83,6 +94,8 @@ class ServingApp:
             self._validator = model.schema.request_adapter(rows)
             self.body_limit = self.settings.max_body_bytes or model.schema.request_bytes(rows)
             self.batcher = Batcher(model, self.settings.max_batch_rows)
+            document = openapi.document(model, self.settings.model_name, rows)
+            self._openapi = orjson.dumps(document)
             log.info("model %s loaded from %s", model.sha256[:12], self.settings.model_dir)
         except Exception as error:
             self.load_error = f"{type(error).__name__}: {error}"
@@ -116,20 +129,24 @@ class ServingApp:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
-        route = path if path in ROUTES else "other"
-        headers: list[tuple[bytes, bytes]] = []
+        protocol = v2.route(path) if path.startswith("/v2") else None
+        route = path if path in ROUTES else protocol[0] if protocol else "other"
         try:
-            status, body, content_type = await self._dispatch(path, method, scope, receive)
+            status, body, content_type, headers = await self._dispatch(
+                path, method, scope, receive, protocol
+            )
         except HTTPError as error:
-            status, body, content_type = error.status, orjson.dumps({"detail": error.detail}), JSON
-            headers = error.headers
+            status, content_type, headers = error.status, JSON, error.headers
+            # Open Inference Protocol clients read errors from an "error" string.
+            payload = (
+                {"error": str(error.detail)} if path.startswith("/v2") else {"detail": error.detail}
+            )
+            body = orjson.dumps(payload)
         except Exception:
             log.exception("unexpected error answering %s %s", method, _echo(path))
-            status, body, content_type = (
-                500,
-                b'{"detail":"internal error; see the server log"}',
-                JSON,
-            )
+            status, content_type, headers = 500, JSON, []
+            key = "error" if path.startswith("/v2") else "detail"
+            body = orjson.dumps({key: "internal error; see the server log"})
         self.metrics.observe_request(route, status)
         await send(
             {
@@ -145,33 +162,86 @@ class ServingApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _dispatch(
-        self, path: str, method: str, scope: Scope, receive: Receive
-    ) -> tuple[int, bytes, bytes]:
-        allowed = ROUTES.get(path)
+        self,
+        path: str,
+        method: str,
+        scope: Scope,
+        receive: Receive,
+        protocol: tuple[str, str | None, str | None] | None,
+    ) -> Response:
+        allowed = ROUTES.get(path) or (_v2_method(protocol[0]) if protocol else None)
         if allowed is None:
-            raise HTTPError(404, f"no route {_echo(path)}; routes: {', '.join(ROUTES)}")
+            raise HTTPError(404, f"no route {_echo(path)}; routes: {', '.join(ROUTES)}, /v2")
         if method != allowed:
             raise HTTPError(405, f"{path} accepts {allowed} only", [(b"allow", allowed.encode())])
+        if protocol:
+            return await self._v2(protocol, scope, receive)
         if path == "/predict":
-            return 200, await self._predict(scope, receive), JSON
+            _require_json(scope)
+            body = await self._predict(scope, receive, self._answer)
+            return 200, body, JSON, []
         if path == "/health":
-            return 200, b'{"status":"ok"}', JSON
+            return 200, b'{"status":"ok"}', JSON, []
         if path == "/ready":
             return self._ready()
+        if path == "/openapi.json":
+            if not self._openapi:
+                raise HTTPError(503, "model not loaded yet; the document derives from its schema")
+            return 200, self._openapi, JSON, []
         if path == "/metrics":
-            return (
-                200,
-                self.metrics.render(self.model is not None, self._in_flight).encode(),
-                b"text/plain; version=0.0.4",
-            )
-        return 200, orjson.dumps(self._version()), JSON
+            text = self.metrics.render(self.model is not None, self._in_flight)
+            return 200, text.encode(), b"text/plain; version=0.0.4", []
+        return 200, orjson.dumps(self._version()), JSON, []
 
-    def _ready(self) -> tuple[int, bytes, bytes]:
+    def _ready(self) -> Response:
         if self.model is not None:
-            return 200, b'{"status":"ready"}', JSON
+            return 200, b'{"status":"ready"}', JSON, []
         if self.load_error:
-            return 503, orjson.dumps({"status": "failed", "detail": self.load_error}), JSON
-        return 503, b'{"status":"loading"}', JSON
+            return 503, orjson.dumps({"status": "failed", "detail": self.load_error}), JSON, []
+        return 503, b'{"status":"loading"}', JSON, []
+
+    async def _v2(
+        self, protocol: tuple[str, str | None, str | None], scope: Scope, receive: Receive
+    ) -> Response:
+        route, name, version = protocol
+        if route == "/v2":
+            return 200, orjson.dumps(self._server_metadata()), JSON, []
+        if route == "/v2/health/live":
+            return 200, b"", TEXT, []
+        # Health routes answer by status alone: 200 for true, a 4xx for false (the protocol's
+        # rule; Kubernetes probes count any 4xx as a failure too).
+        ready = 200 if self.model is not None else 400
+        if route == "/v2/health/ready":
+            return ready, b"", TEXT, []
+        served = self.settings.model_name
+        if name != served:
+            raise HTTPError(
+                404, f"unknown model {_echo(name or '')!r}; this server serves {served!r}"
+            )
+        if version not in (None, v2.VERSION):
+            raise HTTPError(
+                404, f"unknown version {_echo(version)!r} of model {name!r}; versions: {v2.VERSION}"
+            )
+        if route.endswith("/ready"):
+            return ready, b"", TEXT, []
+        if self.model is None:
+            raise HTTPError(503, "model not loaded yet; see /v2/health/ready")
+        if route.endswith("/infer"):
+            if b"content-encoding" in dict(scope["headers"]):
+                raise HTTPError(415, "compressed request bodies are not accepted; send them plain")
+            body, header_length = await self._predict(scope, receive, self._infer)
+            headers = (
+                [] if header_length is None else [(v2.HEADER_LENGTH, str(header_length).encode())]
+            )
+            return 200, body, JSON if header_length is None else OCTETS, headers
+        return 200, orjson.dumps(v2.model_metadata(self.model, name)), JSON, []
+
+    def _server_metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.settings.model_name,
+            "version": v2.VERSION,
+            "extensions": ["binary_tensor_data"],
+        }
 
     def _version(self) -> dict[str, Any]:
         return {
@@ -183,9 +253,6 @@ class ServingApp:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if content_type != JSON:
-            raise HTTPError(415, "send the rows as JSON with Content-Type: application/json")
         limit = self.body_limit
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -225,7 +292,13 @@ class ServingApp:
             timer.cancel()
         return b"".join(chunks)
 
-    async def _predict(self, scope: Scope, receive: Receive) -> bytes:
+    async def _predict(
+        self,
+        scope: Scope,
+        receive: Receive,
+        answer: Callable[[Batcher, bytes, Scope], Awaitable[T]],
+    ) -> T:
+        """Read the body and ``answer`` it, within the in-flight limit."""
         batcher = self.batcher
         if batcher is None:
             raise HTTPError(503, "model not loaded yet; see /ready")
@@ -238,11 +311,11 @@ class ServingApp:
             )
         self._in_flight += 1
         try:
-            return await self._answer(batcher, await self._read_body(scope, receive))
+            return await answer(batcher, await self._read_body(scope, receive), scope)
         finally:
             self._in_flight -= 1
 
-    async def _answer(self, batcher: Batcher, body: bytes) -> bytes:
+    async def _answer(self, batcher: Batcher, body: bytes, scope: Scope) -> bytes:
         started = time.perf_counter()
         try:
             rows = self._validator.validate_json(body)["rows"]
@@ -250,9 +323,34 @@ class ServingApp:
             details = error.errors(include_url=False, include_input=False, include_context=False)
             status = 400 if any(item["type"] == "json_invalid" for item in details) else 422
             raise HTTPError(status, _capped(details)) from None
-        predictions = (await batcher.predict(rows)).to_json(batcher.model.classes)
-        self.metrics.observe_prediction(time.perf_counter() - started, len(rows))
+        prediction = await self._run(batcher, batcher.model.feeds_from_rows(rows), started)
+        predictions = prediction.to_json(batcher.model.classes)
         return orjson.dumps({"model_sha256": batcher.model.sha256, "predictions": predictions})
+
+    async def _infer(self, batcher: Batcher, body: bytes, scope: Scope) -> tuple[bytes, int | None]:
+        started = time.perf_counter()
+        header_length = dict(scope["headers"]).get(v2.HEADER_LENGTH)
+        try:
+            inference = v2.parse(body, header_length, batcher.model, self.settings.max_batch_rows)
+        except v2.ProtocolError as error:
+            raise HTTPError(error.status, str(error)) from None
+        prediction = await self._run(batcher, inference.feeds, started)
+        return v2.response(inference, prediction, self.settings.model_name, batcher.model)
+
+    async def _run(self, batcher: Batcher, feeds: Feeds, started: float) -> Prediction:
+        prediction = await batcher.predict(feeds)
+        self.metrics.observe_prediction(time.perf_counter() - started, rows_of(feeds))
+        return prediction
+
+
+def _require_json(scope: Scope) -> None:
+    content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type != JSON:
+        raise HTTPError(415, "send the rows as JSON with Content-Type: application/json")
+
+
+def _v2_method(route: str) -> str:
+    return "POST" if route.endswith("/infer") else "GET"
 
 
 def _echo(text: str) -> str:

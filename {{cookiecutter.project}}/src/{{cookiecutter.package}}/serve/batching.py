@@ -12,17 +12,14 @@ is involved: a lone request starts at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from .model import OnnxModel, Prediction
+from .model import Feeds, OnnxModel, Prediction, concatenate, rows_of
 
-Rows = Sequence[Mapping[str, Any]]
 # Batches up to this many rows are predicted on the event loop: tens of microseconds for a
 # tabular model, less than a thread hand-off. Larger ones go to the inference thread.
 INLINE_ROWS = 64
-Waiting = list[tuple[Rows, "asyncio.Future[Prediction]"]]
+Waiting = list[tuple[Feeds, int, "asyncio.Future[Prediction]"]]
 
 
 class Batcher:
@@ -36,50 +33,50 @@ class Batcher:
         self._running = False
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
-    async def predict(self, rows: Rows) -> Prediction:
-        """Predict ``rows`` as part of the next batch."""
+    async def predict(self, feeds: Feeds) -> Prediction:
+        """Predict the rows of ``feeds`` (one request's) as part of the next batch."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Prediction] = loop.create_future()
         if not self._pending and not self._running:
             loop.call_soon(self._start)  # after the requests already received this iteration
-        self._pending.append((rows, future))
+        self._pending.append((feeds, rows_of(feeds), future))
         return await future
 
     def _start(self) -> None:
         if self._running or not self._pending:
             return
         batch, size = [], 0
-        while self._pending and (not batch or size + len(self._pending[0][0]) <= self.max_rows):
-            rows, future = self._pending.pop(0)
-            batch.append((rows, future))
-            size += len(rows)
-        flat = [row for rows, _ in batch for row in rows]
+        while self._pending and (not batch or size + self._pending[0][1] <= self.max_rows):
+            waiting = self._pending.pop(0)
+            batch.append(waiting)
+            size += waiting[1]
+        feeds = concatenate([part for part, _, _ in batch])
         loop = asyncio.get_running_loop()
         self._running = True
         if size <= INLINE_ROWS:
             done: asyncio.Future[Prediction] = loop.create_future()
             try:
-                done.set_result(self.model.predict_rows(flat))
+                done.set_result(self.model.predict(feeds))
             except Exception as error:  # noqa: BLE001 - every waiting request must learn of it
                 done.set_exception(error)
             self._finish(batch, done)
             return
-        running = loop.run_in_executor(self._thread, self.model.predict_rows, flat)
+        running = loop.run_in_executor(self._thread, self.model.predict, feeds)
         running.add_done_callback(lambda done: self._finish(batch, done))
 
     def _finish(self, batch: Waiting, done: asyncio.Future[Prediction]) -> None:
         self._running = False
         error = done.exception()
         start = 0
-        for rows, future in batch:
+        for _, rows, future in batch:
             if future.cancelled():  # the client went away
-                start += len(rows)
+                start += rows
                 continue
             if error is not None:
                 future.set_exception(error)  # every waiting request must learn of it
                 continue
-            future.set_result(done.result().slice(start, start + len(rows)))
-            start += len(rows)
+            future.set_result(done.result().slice(start, start + rows))
+            start += rows
         self._start()
 
     def close(self) -> None:

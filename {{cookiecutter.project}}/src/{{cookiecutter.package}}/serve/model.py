@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from ..schema import CategoryColumn, Schema
+from ..schema import Schema
 from .bundle import METADATA_FILE, MODEL_FILE, read_manifest
+
+Feeds = dict[str, np.ndarray]  # the model's inputs: one [rows, 1] array per feature
 
 
 def session_options() -> ort.SessionOptions:
@@ -65,9 +67,10 @@ class OnnxModel:
         self._session = ort.InferenceSession(
             onnx_bytes, session_options(), providers=["CPUExecutionProvider"]
         )
+        # In the graph's order, which clients of the Open Inference Protocol see.
         self._dtypes = {
-            name: object if isinstance(column, CategoryColumn) else np.float32
-            for name, column in self.schema.columns.items()
+            tensor.name: object if tensor.type == "tensor(string)" else np.float32
+            for tensor in self._session.get_inputs()
         }
 
     @classmethod
@@ -82,15 +85,43 @@ class OnnxModel:
         """Class labels in probability-column order."""
         return self.schema.target.classes
 
-    def predict_columns(self, columns: Mapping[str, Sequence[Any]]) -> Prediction:
-        """Predict from one sequence of values per feature."""
-        feeds = {
+    @property
+    def inputs(self) -> dict[str, type]:
+        """The model's inputs, one ``[rows, 1]`` tensor per feature, and their element types."""
+        return self._dtypes
+
+    def feeds_from_columns(self, columns: Mapping[str, Sequence[Any]]) -> Feeds:
+        """The model's inputs from one sequence of values per feature."""
+        return {
             name: np.asarray(columns[name], dtype=dtype).reshape(-1, 1)
             for name, dtype in self._dtypes.items()
         }
+
+    def feeds_from_rows(self, rows: Sequence[Mapping[str, Any]]) -> Feeds:
+        """The model's inputs from validated request rows (one mapping per row)."""
+        return self.feeds_from_columns({name: [row[name] for row in rows] for name in self._dtypes})
+
+    def predict(self, feeds: Feeds) -> Prediction:
+        """Labels and probabilities for the rows of ``feeds``."""
         labels, probabilities = self._session.run(None, feeds)
         return Prediction(labels=labels, probabilities=probabilities)
 
+    def predict_columns(self, columns: Mapping[str, Sequence[Any]]) -> Prediction:
+        """Predict from one sequence of values per feature."""
+        return self.predict(self.feeds_from_columns(columns))
+
     def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> Prediction:
         """Predict from validated request rows (one mapping per row)."""
-        return self.predict_columns({name: [row[name] for row in rows] for name in self._dtypes})
+        return self.predict(self.feeds_from_rows(rows))
+
+
+def rows_of(feeds: Feeds) -> int:
+    """How many rows ``feeds`` holds."""
+    return len(next(iter(feeds.values())))
+
+
+def concatenate(parts: Sequence[Feeds]) -> Feeds:
+    """The feeds of several requests as one batch, rows in order."""
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

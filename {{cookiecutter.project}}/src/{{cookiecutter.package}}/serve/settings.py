@@ -14,6 +14,11 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SERVE_", extra="forbid")
 
     model_dir: Path = Path("models/serving")
+    # The model's name on the Open Inference Protocol routes (/v2/models/<name>/infer).
+    model_name: str = Field(
+        default="{{ cookiecutter.project }}",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_batch_rows: int = Field(default=1000, ge=1)
