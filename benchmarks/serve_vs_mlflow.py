@@ -157,11 +157,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def contenders(package: str, port: int, row: dict, scratch: Path) -> list[Server]:
-    """This project, the FastAPI reference, MLflow, and the empty-app ceiling."""
+def contenders(package: str, name: str, port: int, row: dict, scratch: Path) -> list[Server]:
+    """This project (both protocols), the FastAPI reference, MLflow, and the empty-app ceiling."""
     uvicorn = [sys.executable, "-m", "uvicorn", "--port", str(port), "--no-access-log"]
     uvicorn += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
     ours = {"rows": [row]}
+    v2 = {
+        "inputs": [
+            {"name": key, "datatype": "BYTES" if isinstance(value, str) else "FP32",
+             "shape": [1, 1], "data": [value]}
+            for key, value in row.items()
+        ]
+    }  # fmt: skip
     # MLflow's ONNX flavour takes one [N, 1] tensor per input; JSON numbers must be floats.
     tensors = {name: [[v if isinstance(v, str) else float(v)]] for name, v in row.items()}
     run_id = RUN_ID_FILE.read_text().strip()
@@ -170,6 +177,13 @@ def contenders(package: str, port: int, row: dict, scratch: Path) -> list[Server
     return [
         Server(
             "this project", [sys.executable, "-m", f"{package}.serve"], "/ready", "/predict", ours
+        ),
+        Server(
+            "this project, v2 infer",
+            [sys.executable, "-m", f"{package}.serve"],
+            "/ready",
+            f"/v2/models/{name}/infer",
+            v2,
         ),
         Server(
             "minimal FastAPI + onnxruntime",
@@ -222,7 +236,7 @@ def main() -> int:
         Path(scratch, "empty_app.py").write_text(EMPTY_APP)
         results = [
             measure(server, port, args, env)
-            for server in contenders(package, port, row, Path(scratch))
+            for server in contenders(package, answers["project"], port, row, Path(scratch))
         ]
     report(results, starts, args)
     return 1 if any(result.errors for result in results) else 0
@@ -230,7 +244,7 @@ def main() -> int:
 
 def report(results: list[Result], starts: list[float], args: argparse.Namespace) -> None:
     """Print the table and the ratios; write JSON when asked."""
-    ours, fastapi, mlflow, ceiling = results
+    ours, v2, fastapi, mlflow, ceiling = results
     print(
         f"\n{args.connections} connections, single-row requests, {args.duration} s each, 1 worker\n"
     )
@@ -243,6 +257,7 @@ def report(results: list[Result], starts: list[float], args: argparse.Namespace)
     summary = {
         "throughput_vs_mlflow": ours.requests_per_second / mlflow.requests_per_second,
         "throughput_vs_fastapi": ours.requests_per_second / fastapi.requests_per_second,
+        "v2_vs_predict": v2.requests_per_second / ours.requests_per_second,
         "ceiling_vs_mlflow": ceiling.requests_per_second / mlflow.requests_per_second,
         "p99_ms": ours.p99_ms,
         "ready_seconds_median": statistics.median(starts),
@@ -253,6 +268,7 @@ def report(results: list[Result], starts: list[float], args: argparse.Namespace)
         f"{summary['throughput_vs_fastapi']:.1f}x minimal FastAPI's, p99 {ours.p99_ms:.2f} ms; "
         f"the empty app reaches {summary['ceiling_vs_mlflow']:.1f}x MLflow"
     )
+    print(f"the v2 infer route: {summary['v2_vs_predict']:.2f}x /predict's throughput")
     print(
         f"ready after start: median {summary['ready_seconds_median']:.2f} s, "
         f"max {summary['ready_seconds_max']:.2f} s ({len(starts)} cold starts)"

@@ -227,7 +227,7 @@ MALFORMED: dict[str, Callable[[list[Row]], Case]] = {
     "unknown output": lambda rows: post(
         json.dumps({"inputs": tensors(rows), "outputs": [{"name": "zz_out"}]}).encode(),
         400,
-        "zz_out",
+        "outputs.0.name",
     ),
     "compressed body": lambda rows: post(
         changed(rows, FEATURE), 415, "compressed", {"Content-Encoding": "gzip"}
@@ -247,7 +247,7 @@ if INTEGER:
     )
 if BOUNDED:
     MALFORMED["out of range"] = lambda rows: post(
-        changed(rows, BOUNDED, data=[beyond(BOUNDED, "max")] * len(rows)), 400, "above maximum"
+        changed(rows, BOUNDED, data=[beyond(BOUNDED, "max")] * len(rows)), 400, "less than or equal"
     )
 if CATEGORY:
     MALFORMED["unknown category"] = lambda rows: post(

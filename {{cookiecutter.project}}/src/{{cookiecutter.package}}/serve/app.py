@@ -80,6 +80,7 @@ class ServingApp:
         self.load_error: str | None = None
         self.body_limit = settings.max_body_bytes or 0  # sized to the schema once it loads
         self._validator: Any = None
+        self._signature: v2.Signature | None = None
         self._openapi = b""  # the document, once the model (and so the schema) is loaded
         self._loading: asyncio.Future[None] | None = None
         self._in_flight = 0
@@ -94,7 +95,8 @@ class ServingApp:
             self._validator = model.schema.request_adapter(rows)
             self.body_limit = self.settings.max_body_bytes or model.schema.request_bytes(rows)
             self.batcher = Batcher(model, self.settings.max_batch_rows)
-            document = openapi.document(model, self.settings.model_name, rows)
+            self._signature = v2.Signature(model)
+            document = openapi.document(self._signature, self.settings.model_name, rows)
             self._openapi = orjson.dumps(document)
             log.info("model %s loaded from %s", model.sha256[:12], self.settings.model_dir)
         except Exception as error:
@@ -330,8 +332,9 @@ class ServingApp:
     async def _infer(self, batcher: Batcher, body: bytes, scope: Scope) -> tuple[bytes, int | None]:
         started = time.perf_counter()
         header_length = dict(scope["headers"]).get(v2.HEADER_LENGTH)
+        assert self._signature is not None  # set with the batcher
         try:
-            inference = v2.parse(body, header_length, batcher.model, self.settings.max_batch_rows)
+            inference = self._signature.parse(body, header_length, self.settings.max_batch_rows)
         except v2.ProtocolError as error:
             raise HTTPError(error.status, str(error)) from None
         prediction = await self._run(batcher, inference.feeds, started)

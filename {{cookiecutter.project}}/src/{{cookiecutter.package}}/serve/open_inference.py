@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NotRequired, Union
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, NonNegativeInt, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
-from ..schema import CategoryColumn, NumericColumn
+from ..schema import FLOAT32_MAX, CategoryColumn, NumericColumn
 from .model import Feeds, OnnxModel, Prediction
 
 VERSION = "1"  # the only version served; Triton's model repository calls it 1 as well
 PLATFORM = "onnxruntime_onnx"
 HEADER_LENGTH = b"inference-header-content-length"
 OUTPUTS = ("label", "probabilities")
-MAX_SHOWN = 3  # offending positions quoted per input
+MAX_SHOWN = 3  # validation errors quoted in one answer
 PATH = re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/\w+)?")
 
 
@@ -40,39 +40,126 @@ class ProtocolError(ValueError):
         self.status = status
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _strict(cls: Any) -> Any:
+    cls.__pydantic_config__ = ConfigDict(extra="forbid")
+    return cls
 
 
-class RequestInput(_Strict):
-    """One input tensor of an infer request."""
-
-    name: str
-    shape: list[NonNegativeInt] = Field(min_length=1, max_length=2)
-    datatype: str
-    parameters: dict[str, Any] = {}
-    data: list[Any] | None = None
-
-
-class RequestOutput(_Strict):
+class RequestOutput(TypedDict):
     """An output the client asks for, and whether as binary data."""
 
-    name: str
-    parameters: dict[str, Any] = {}
+    name: Literal["label", "probabilities"]
+    parameters: NotRequired[dict[str, Any]]
 
 
-class InferenceRequest(_Strict):
-    """The JSON part of ``POST /v2/models/{name}/infer``."""
-
-    id: str | None = None
-    parameters: dict[str, Any] = {}
-    inputs: list[RequestInput] = Field(min_length=1)
-    outputs: list[RequestOutput] | None = None
+_strict(RequestOutput)
 
 
-_REQUEST = TypeAdapter(InferenceRequest)
-_NUMBERS = TypeAdapter(list[Annotated[float, Field(strict=True, allow_inf_nan=False)]])
-_STRINGS = TypeAdapter(list[Annotated[str, Field(strict=True)]])
+def _element(column: NumericColumn | CategoryColumn) -> Any:
+    """One tensor element as the schema allows it: a category, or a finite float in range.
+
+    Integers arrive as floats in ``FP32`` tensors (``41.0``), so they are checked as whole
+    numbers rather than as JSON integers.
+    """
+    if isinstance(column, CategoryColumn):
+        return Literal[tuple(column.categories)]
+    whole = {"multiple_of": 1} if column.type == "integer" else {}
+    low = -FLOAT32_MAX if column.min is None else column.min
+    high = FLOAT32_MAX if column.max is None else column.max
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=low, le=high, **whole)]
+
+
+class Signature:
+    """The model's tensors as validators, built once per model.
+
+    One pydantic-core validator checks an infer request's JSON whole, each input's
+    datatype and values by the input's name (flattened data, in row-major order); binary
+    data is checked by the same per-input value validators.
+    """
+
+    def __init__(self, model: OnnxModel) -> None:
+        """Derive the validators from the model's inputs and the schema's columns."""
+        self.model = model
+        elements = {name: _element(model.schema.columns[name]) for name in model.inputs}
+        self.values = {name: TypeAdapter(list[element]) for name, element in elements.items()}
+        tensors = tuple(
+            _strict(
+                TypedDict(  # type: ignore[operator]
+                    f"Input{index}",
+                    {
+                        "name": Literal[name],
+                        "datatype": Literal[datatype(model.inputs[name])],
+                        "shape": Annotated[list[NonNegativeInt], Field(min_length=1, max_length=2)],
+                        "parameters": NotRequired[dict[str, Any]],
+                        "data": NotRequired[list[element]],
+                    },
+                )
+            )
+            for index, (name, element) in enumerate(elements.items())
+        )
+        tensor = Annotated[Union[tensors], Field(discriminator="name")]  # noqa: UP007
+        request = TypedDict(  # type: ignore[operator]  # noqa: UP013
+            "InferenceRequest",
+            {
+                "id": NotRequired[str],
+                "parameters": NotRequired[dict[str, Any]],
+                "inputs": Annotated[list[tensor], Field(min_length=1)],
+                "outputs": NotRequired[list[RequestOutput]],
+            },
+        )
+        self.request = TypeAdapter(_strict(request))
+
+    def parse(self, body: bytes, header_length: bytes | None, max_rows: int) -> Inference:
+        """Check an infer request against the model's signature and the schema.
+
+        Raises:
+            ProtocolError: naming the input (or field) at fault.
+        """
+        header, blob = _split(body, header_length)
+        try:
+            request = self.request.validate_json(header)
+        except ValidationError as error:
+            raise ProtocolError(_described(error)) from None
+        inputs = request["inputs"]
+        names = {item["name"] for item in inputs}  # each a model input: the validator saw to it
+        if len(names) < len(inputs):
+            repeated = next(n for n in names if [i["name"] for i in inputs].count(n) > 1)
+            raise ProtocolError(f"input {repeated!r} appears more than once")
+        if len(names) < len(self.values):
+            missing = [name for name in self.values if name not in names]
+            raise ProtocolError(f"missing inputs: {', '.join(missing)}")
+        rows = {item["shape"][0] for item in inputs}
+        if len(rows) > 1:
+            raise ProtocolError(f"inputs disagree on the number of rows: {sorted(rows)}")
+        count = rows.pop()
+        if not 1 <= count <= max_rows:
+            raise ProtocolError(f"a request holds 1 to {max_rows} rows; the inputs hold {count}")
+        reader = _BinaryReader(blob)
+        feeds = {item["name"]: self._column(item, reader) for item in inputs}  # binary in order
+        reader.finish()
+        return Inference(feeds, request.get("id"), _outputs(request))
+
+    def _column(self, item: dict[str, Any], reader: _BinaryReader) -> np.ndarray:
+        name, shape = item["name"], item["shape"]
+        if shape[1:] not in ([], [1]):
+            raise ProtocolError(f"input {name!r}: shape {shape}, expected [rows, 1] or [rows]")
+        size = item.get("parameters", {}).get("binary_data_size")
+        if size is not None:
+            if "data" in item:
+                raise ProtocolError(f"input {name!r}: has both data and binary_data_size")
+            try:
+                values = self.values[name].validate_python(reader.take(name, size, item))
+            except ValidationError as error:
+                raise ProtocolError(f"input {name!r}: {_described(error)}") from None
+        elif "data" in item:
+            values = item["data"]
+        else:
+            raise ProtocolError(f"input {name!r}: no data (nor binary_data_size)")
+        if len(values) != shape[0]:
+            raise ProtocolError(
+                f"input {name!r}: shape {shape} needs {shape[0]} values, got {len(values)}"
+            )
+        return np.asarray(values, dtype=self.model.inputs[name]).reshape(-1, 1)
 
 
 @dataclass(frozen=True)
@@ -122,41 +209,6 @@ def model_metadata(model: OnnxModel, name: str) -> dict[str, Any]:
     }
 
 
-def parse(body: bytes, header_length: bytes | None, model: OnnxModel, max_rows: int) -> Inference:
-    """Check an infer request against the model's signature and the schema.
-
-    Raises:
-        ProtocolError: naming the input (or field) at fault.
-    """
-    header, blob = _split(body, header_length)
-    try:
-        request = _REQUEST.validate_json(header)
-    except ValidationError as error:
-        raise ProtocolError(_first_errors(error)) from None
-    names = [item.name for item in request.inputs]
-    if duplicated := sorted({name for name in names if names.count(name) > 1}):
-        raise ProtocolError(f"input {duplicated[0]!r} appears more than once")
-    if unknown := [name for name in names if name not in model.inputs]:
-        raise ProtocolError(
-            f"unknown input {unknown[0][:64]!r}; the model's inputs are {', '.join(model.inputs)}"
-        )
-    if missing := [name for name in model.inputs if name not in names]:
-        raise ProtocolError(f"missing inputs: {', '.join(missing)}")
-    rows = {item.shape[0] for item in request.inputs}
-    if len(rows) > 1:
-        raise ProtocolError(f"inputs disagree on the number of rows: {sorted(rows)}")
-    count = rows.pop()
-    if not 1 <= count <= max_rows:
-        raise ProtocolError(f"a request holds 1 to {max_rows} rows; the inputs hold {count}")
-    reader = _BinaryReader(blob)
-    feeds = {
-        item.name: _tensor(item, model, reader).reshape(-1, 1)
-        for item in sorted(request.inputs, key=lambda item: list(model.inputs).index(item.name))
-    }
-    reader.finish()
-    return Inference(feeds, request.id, _outputs(request))
-
-
 def _split(body: bytes, header_length: bytes | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
@@ -167,82 +219,20 @@ def _split(body: bytes, header_length: bytes | None) -> tuple[bytes, bytes]:
     return body[: int(header_length)], body[int(header_length) :]
 
 
-def _first_errors(error: ValidationError) -> str:
+def _described(error: ValidationError) -> str:
+    """The first few errors, each with where it is: ``input 'age': data[3]: ...``."""
     details = error.errors(include_url=False, include_input=False, include_context=False)
-    shown = [
-        f"{'.'.join(str(part)[:64] for part in item['loc']) or 'body'}: {item['msg']}"
-        for item in details[:MAX_SHOWN]
-    ]
+    shown = []
+    for item in details[:MAX_SHOWN]:
+        where = list(item["loc"])
+        if where[:1] == ["inputs"] and len(where) > 2:  # inputs, index, name, field, ...
+            name, field, *rest = where[2:]
+            place = f"input {str(name)[:64]!r}: {field}" + "".join(f"[{part}]" for part in rest)
+        else:
+            place = ".".join(str(part)[:64] for part in where) or "body"
+        shown.append(f"{place}: {item['msg']}")
     more = f" (and {len(details) - MAX_SHOWN} more)" if len(details) > MAX_SHOWN else ""
     return "; ".join(shown) + more
-
-
-def _tensor(item: RequestInput, model: OnnxModel, reader: _BinaryReader) -> np.ndarray:
-    name, expected = item.name, datatype(model.inputs[item.name])
-    if item.datatype != expected:
-        raise ProtocolError(f"input {name!r}: datatype {item.datatype[:16]}, expected {expected}")
-    if item.shape[1:] not in ([], [1]):
-        raise ProtocolError(f"input {name!r}: shape {item.shape}, expected [rows, 1] or [rows]")
-    count = item.shape[0]
-    size = item.parameters.get("binary_data_size")
-    if size is not None:
-        if item.data is not None:
-            raise ProtocolError(f"input {name!r}: has both data and binary_data_size")
-        values = reader.take(name, size, count, expected)
-    elif item.data is None:
-        raise ProtocolError(f"input {name!r}: no data (nor binary_data_size)")
-    else:
-        values = _json_values(name, item.data, expected)
-    if len(values) != count:
-        raise ProtocolError(
-            f"input {name!r}: shape {item.shape} needs {count} values, got {len(values)}"
-        )
-    column = model.schema.columns[name]
-    if isinstance(column, CategoryColumn):
-        _check_categories(name, values, column)
-        return np.asarray(values, dtype=object)
-    array = np.asarray(values, dtype=np.float64)
-    _check_numbers(name, array, column)
-    return array.astype(np.float32)
-
-
-def _json_values(name: str, data: list[Any], expected: str) -> Sequence[Any]:
-    flat = [value for row in data for value in row] if data and isinstance(data[0], list) else data
-    try:
-        return (_STRINGS if expected == "BYTES" else _NUMBERS).validate_python(flat)
-    except ValidationError as error:
-        item = error.errors(include_url=False)[0]
-        raise ProtocolError(f"input {name!r}: data[{item['loc'][0]}]: {item['msg']}") from None
-
-
-def _positions(mask: np.ndarray) -> str:
-    found = np.flatnonzero(mask)
-    shown = ", ".join(map(str, found[:MAX_SHOWN]))
-    return f"at {shown}{' ...' if len(found) > MAX_SHOWN else ''}"
-
-
-def _check_numbers(name: str, values: np.ndarray, column: NumericColumn) -> None:
-    if not np.isfinite(values).all():
-        raise ProtocolError(f"input {name!r}: not finite {_positions(~np.isfinite(values))}")
-    if column.type == "integer" and (fractional := values % 1 != 0).any():
-        raise ProtocolError(
-            f"input {name!r}: expected integers, fractions {_positions(fractional)}"
-        )
-    for label, bound, beyond in (
-        ("below minimum", column.min, np.less),
-        ("above maximum", column.max, np.greater),
-    ):
-        if bound is not None and (outside := beyond(values, bound)).any():
-            raise ProtocolError(f"input {name!r}: {label} {bound:g} {_positions(outside)}")
-
-
-def _check_categories(name: str, values: Sequence[Any], column: CategoryColumn) -> None:
-    unknown = ~np.isin(np.asarray(values, dtype=object), column.categories)
-    if unknown.any():
-        raise ProtocolError(
-            f"input {name!r}: unknown category {_positions(unknown)}; "
-            f"expected one of {', '.join(column.categories)}"
-        )
 
 
 class _BinaryReader:
@@ -251,20 +241,22 @@ class _BinaryReader:
     def __init__(self, blob: bytes) -> None:
         self.blob, self.offset = blob, 0
 
-    def take(self, name: str, size: Any, count: int, expected: str) -> Sequence[Any]:
+    def take(self, name: str, size: Any, item: dict[str, Any]) -> list[Any]:
+        """The next ``size`` bytes as the input's values (floats or strings)."""
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ProtocolError(f"input {name!r}: binary_data_size must be a byte count")
         if self.offset + size > len(self.blob):
             raise ProtocolError(f"input {name!r}: binary_data_size {size} runs past the body's end")
         chunk = self.blob[self.offset : self.offset + size]
         self.offset += size
-        if expected == "FP32":
-            if size != 4 * count:
-                raise ProtocolError(
-                    f"input {name!r}: {count} FP32 values take {4 * count} bytes, got {size}"
-                )
-            return np.frombuffer(chunk, dtype="<f4").astype(np.float64)
-        return _strings(name, chunk)
+        if item["datatype"] == "BYTES":
+            return _strings(name, chunk)
+        count = item["shape"][0]
+        if size != 4 * count:
+            raise ProtocolError(
+                f"input {name!r}: {count} FP32 values take {4 * count} bytes, got {size}"
+            )
+        return np.frombuffer(chunk, dtype="<f4").tolist()
 
     def finish(self) -> None:
         if self.offset != len(self.blob):
@@ -293,18 +285,14 @@ def _strings(name: str, chunk: bytes) -> list[str]:
     return values
 
 
-def _outputs(request: InferenceRequest) -> dict[str, bool]:
-    binary = request.parameters.get("binary_data_output") is True
-    if request.outputs is None:
+def _outputs(request: dict[str, Any]) -> dict[str, bool]:
+    binary = request.get("parameters", {}).get("binary_data_output") is True
+    if "outputs" not in request:
         return dict.fromkeys(OUTPUTS, binary)
-    wanted = {}
-    for output in request.outputs:
-        if output.name not in OUTPUTS:
-            raise ProtocolError(
-                f"unknown output {output.name[:64]!r}; the model's outputs are {', '.join(OUTPUTS)}"
-            )
-        wanted[output.name] = output.parameters.get("binary_data", binary) is True
-    return wanted
+    return {
+        output["name"]: output.get("parameters", {}).get("binary_data", binary) is True
+        for output in request["outputs"]
+    }
 
 
 def response(

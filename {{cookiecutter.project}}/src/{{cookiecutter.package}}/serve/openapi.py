@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import OnnxModel
-from .open_inference import VERSION, InferenceRequest, model_metadata
+from .open_inference import VERSION, Signature, model_metadata
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -39,13 +38,14 @@ def _json_of(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def document(model: OnnxModel, name: str, max_rows: int) -> dict[str, Any]:
-    """The whole document for a server of ``model`` under ``name``."""
+def document(signature: Signature, name: str, max_rows: int) -> dict[str, Any]:
+    """The whole document for a server of the signature's model under ``name``."""
+    model = signature.model
     schemas: dict[str, Any] = {}
     request = _json_of(
         model.schema.request_adapter(max_rows).json_schema(ref_template=REF), schemas
     )
-    infer = _json_of(InferenceRequest.model_json_schema(ref_template=REF), schemas)
+    infer = _json_of(signature.request.json_schema(ref_template=REF), schemas)
     classes = [str(cls) for cls in model.classes]
     metadata = model_metadata(model, name)
     schemas.update(
