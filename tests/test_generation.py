@@ -72,6 +72,7 @@ src/PACKAGE/frameworks/FRAMEWORK.py
 src/PACKAGE/gates.py
 src/PACKAGE/lineage.py
 src/PACKAGE/metrics.py
+src/PACKAGE/model_repository.py
 src/PACKAGE/report.py
 src/PACKAGE/schema.py
 src/PACKAGE/serve/__init__.py
@@ -102,6 +103,7 @@ tests/test_cli.py
 tests/test_data.py
 tests/test_dvc_dependencies.py
 tests/test_model.py
+tests/test_model_repository.py
 tests/test_open_inference.py
 tests/test_serve.py
 tests/test_serve_properties.py

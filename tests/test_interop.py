@@ -1,9 +1,9 @@
-"""The generated server speaks to other ecosystems' clients, from their own environment.
+"""The generated server and its Triton model repository among other ecosystems' tools.
 
 NVIDIA's ``tritonclient`` drives the Open Inference Protocol routes (JSON and binary tensors,
-and the refusals), and schemathesis fuzzes the server from its own ``/openapi.json``. Both
-live in ``.venv/interop`` (``make install``): tritonclient pins an older ml-dtypes than the
-project's lock.
+and the refusals); the same client gets the same predictions from a real tritonserver serving
+the exported model repository; schemathesis fuzzes the server from its own ``/openapi.json``.
+They live in ``.venv/interop`` (``make install``, from ``requirements-interop.txt``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 
 INTEROP = Path(__file__).resolve().parents[1] / ".venv" / "interop" / "bin"
 CLIENT = Path(__file__).parent / "clients" / "triton_client.py"
+TRITON = Path(__file__).parent / "clients" / "triton_server.py"
 NAME = "my-ml-project"  # the default model name: the project's name
 # Every check on what the server answers; positive_data_acceptance is left out because a
 # JSON Schema cannot say that each feature's tensor appears once with equal row counts.
@@ -33,6 +34,15 @@ CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
     "response_schema_conformance,response_headers_conformance,negative_data_rejection"
 )
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 - a local test server
+            return answer.status == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -47,27 +57,22 @@ def server(reproduced: Project) -> Iterator[str]:
     )
     address = f"127.0.0.1:{port}"
 
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{address}/ready", timeout=1) as answer:
-                return answer.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_until(ready, 30, "the generated server")
+        wait_until(lambda: answers(f"http://{address}/ready"), 30, "the generated server")
         yield address
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def test_tritonclient_gets_the_exported_predictions_json_and_binary(
-    server: str, reproduced: Project
-) -> None:
-    example_file = reproduced.root / "models" / "serving" / "example.json"
+def ask(address: str, project: Project) -> dict[str, Any]:
+    """What tritonclient got from the server at ``address`` for the bundle's example rows.
+
+    Its predictions, as JSON and as binary tensors, must be the ones export computed.
+    """
+    example_file = project.root / "models" / "serving" / "example.json"
     run = subprocess.run(
-        [str(INTEROP / "python"), str(CLIENT), server, NAME, str(example_file)],
+        [str(INTEROP / "python"), str(CLIENT), address, NAME, str(example_file)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     report = json.loads(run.stdout)
@@ -77,10 +82,20 @@ def test_tritonclient_gets_the_exported_predictions_json_and_binary(
     expected = json.loads(example_file.read_text())["predictions"]
     for encoding in ("json", "binary"):
         answer: dict[str, Any] = report[encoding]
-        assert answer["labels"] == [one["label"] for one in expected]
+        labels = [label[0] if isinstance(label, list) else label for label in answer["labels"]]
+        assert labels == [one["label"] for one in expected]
         assert answer["id"] == "r1"
         for got, want in zip(answer["probabilities"], expected, strict=True):
             assert got == pytest.approx(list(want["probabilities"].values()), abs=1e-6)
+    return report
+
+
+def test_tritonclient_gets_the_exported_predictions_json_and_binary(
+    server: str, reproduced: Project
+) -> None:
+    report = ask(server, reproduced)
+    # The label is per row ([rows]), as the ONNX graph has it; Triton reshapes it the same way.
+    assert all(isinstance(label, int) for label in report["json"]["labels"])
     errors = report["errors"]
     for case in ("wrong shape", "wrong datatype"):
         assert errors[case]["status"] == "400"
@@ -116,3 +131,42 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
     outcomes = {case.get("name"): [child.tag for child in case] for case in cases}
     assert len(outcomes) == operations == 15
     assert {tag for tags in outcomes.values() for tag in tags} <= {"system-out"}
+
+
+def test_a_real_tritonserver_serves_the_exported_repository_with_the_same_predictions(
+    reproduced: Project,
+) -> None:
+    """The repository ``export`` writes, in tritonserver 2.51 (nvidia-pytriton's bundle).
+
+    That bundle has only the python backend, so the model runs through onnxruntime inside
+    it; ``triton_server.py`` parses ``config.pbtxt`` with Triton's ``model_config_pb2``,
+    checks it against the ONNX graph and binds exactly its tensors and batching.
+    """
+    repository = reproduced.root / "models" / "triton"
+    config = (repository / NAME / "config.pbtxt").read_text()
+    assert (repository / NAME / "1" / "model.onnx").read_bytes() == (
+        reproduced.root / "models" / "serving" / "model.onnx"
+    ).read_bytes()
+    ports = [str(free_port()) for _ in range(3)]
+    process = subprocess.Popen(
+        [str(INTEROP / "python"), str(TRITON), str(repository), NAME, *ports],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    address = f"127.0.0.1:{ports[0]}"
+    try:
+        parsed = json.loads(process.stdout.readline())  # the config, as Triton's schema read it
+        wait_until(lambda: answers(f"http://{address}/v2/health/ready"), 120, "tritonserver")
+        report = ask(address, reproduced)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    assert parsed["platform"] == "onnxruntime_onnx"
+    assert parsed["maxBatchSize"] == 1000
+    assert [t["name"] for t in parsed["input"]] == [t["name"] for t in report["metadata"]["inputs"]]
+    assert "instance_group [ { count: 1 kind: KIND_CPU } ]" in config
+    # The same refusals, in Triton's words: the client needs no change to talk to either.
+    assert {case: error["status"] for case, error in report["errors"].items()} == {
+        "wrong shape": "400",
+        "wrong datatype": "400",
+        "unknown model": "404",
+    }

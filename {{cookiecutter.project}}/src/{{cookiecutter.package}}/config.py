@@ -122,6 +122,7 @@ class Paths:
     model: Path = Path("models/native")
     logs: Path = Path("logs")
     bundle: Path = Path("models/serving")
+    model_repository: Path = Path("models/triton")  # the same model for NVIDIA Triton
     metrics: Path = Path("metrics/metrics.json")
     fairness: Path = Path("metrics/fairness.json")
     parity: Path = Path("metrics/parity.json")

@@ -1,4 +1,7 @@
-"""``export``: the ONNX serving bundle, its parity with the native model, and its MLflow log."""
+"""``export``: the ONNX serving bundle, its parity with the native model, and its MLflow log.
+
+Also a Triton model repository of the same ONNX file (see :mod:`..model_repository`).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,14 @@ import mlflow
 import numpy as np
 import onnx
 
-from .. import frameworks
+from .. import frameworks, model_repository
 from ..config import Params, Paths
 from ..data import read_prepared
 from ..files import atomic_dir, write_json
 from ..schema import Schema
 from ..serve.bundle import write_bundle
 from ..serve.model import OnnxModel
+from ..serve.settings import ServeSettings
 from ..tracking import pipeline_run
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,11 @@ def run(params: Params, paths: Paths) -> None:
     }
     with atomic_dir(paths.bundle) as folder:
         write_bundle(folder, onnx_bytes, metadata, example)
+    # Named and batched like the project's server by default (SERVE_MODEL_NAME, ...ROWS).
+    serving = ServeSettings.model_fields
+    with atomic_dir(paths.model_repository) as folder:
+        name, rows = serving["model_name"].default, serving["max_batch_rows"].default
+        model_repository.write(folder, onnx_bytes, name, rows)
     write_json(paths.parity, result)
 
     with pipeline_run(paths):
