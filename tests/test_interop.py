@@ -101,7 +101,7 @@ def test_tritonclient_gets_the_exported_predictions_json_and_binary(
         assert errors[case]["status"] == "400"
         assert f"input '{errors[case]['input']}'" in errors[case]["message"]
     assert "shape [3, 2]" in errors["wrong shape"]["message"]
-    assert "datatype INT64, expected FP32" in errors["wrong datatype"]["message"]
+    assert "datatype: Input should be 'FP32'" in errors["wrong datatype"]["message"]
     assert errors["unknown model"] == {
         "status": "404",
         "message": f"unknown model 'zz-unknown'; this server serves '{NAME}'",
@@ -123,7 +123,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
             "--max-examples", "25", "--workers", "1", "--seed", "1",
             "--report", "junit", "--report-junit-path", str(junit),
         ],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, cwd=tmp_path,  # its cache goes there
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:]
@@ -155,7 +155,7 @@ def test_a_real_tritonserver_serves_the_exported_repository_with_the_same_predic
     address = f"127.0.0.1:{ports[0]}"
     try:
         parsed = json.loads(process.stdout.readline())  # the config, as Triton's schema read it
-        wait_until(lambda: answers(f"http://{address}/v2/health/ready"), 120, "tritonserver")
+        wait_until(lambda: answers(f"http://{address}/v2/models/{NAME}/ready"), 120, "tritonserver")
         report = ask(address, reproduced)
     finally:
         process.terminate()
