@@ -13,15 +13,18 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from {{ cookiecutter.package }}.config import Paths
+from {{ cookiecutter.package }}.files import read_json
 from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn
 from {{ cookiecutter.package }}.serve.bundle import EXAMPLE_FILE
 from {{ cookiecutter.package }}.serve.model import OnnxModel
-from {{ cookiecutter.package }}.smoke import smoke_test
+from {{ cookiecutter.package }}.serve.settings import ServeSettings
+from {{ cookiecutter.package }}.smoke import SmokeTestError, smoke_test
 
 from .conftest import MAX_BODY, MAX_ROWS, SCHEMA, Client
 from .test_data import beyond, first
@@ -62,9 +65,25 @@ def test_prediction_matches_onnx_model(
 
 
 def test_smoke_test_passes_against_the_server(server: Client, paths: Paths) -> None:
-    result = smoke_test(f"http://127.0.0.1:{server.port}", paths.bundle / EXAMPLE_FILE)
+    example = paths.bundle / EXAMPLE_FILE
+    result = smoke_test(f"http://127.0.0.1:{server.port}", example, ServeSettings().model_name)
     assert result["bad_request"]["status"] == 422
-    assert len(result["good_request"]["predictions"]) == 3
+    labels = [one["label"] for one in read_json(example)["predictions"]]
+    assert [one["label"] for one in result["good_request"]["predictions"]] == labels
+    assert result["v2_request"] == {"status": 200, "labels": labels}
+
+
+def test_smoke_test_fails_on_a_server_answering_other_predictions(
+    server: Client, paths: Paths, tmp_path: Path
+) -> None:
+    """The smoke test is a gate: an example whose expected label is wrong must fail it."""
+    case = read_json(paths.bundle / EXAMPLE_FILE)
+    case["predictions"][0]["label"] = next(
+        cls for cls in SCHEMA.target.classes if cls != case["predictions"][0]["label"]
+    )
+    (tmp_path / EXAMPLE_FILE).write_text(json.dumps(case))
+    with pytest.raises(SmokeTestError, match="/predict: row 0 got label"):
+        smoke_test(f"http://127.0.0.1:{server.port}", tmp_path / EXAMPLE_FILE, "unused")
 
 
 def test_concurrent_clients_each_get_their_own_prediction(

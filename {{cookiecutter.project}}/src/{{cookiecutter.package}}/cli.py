@@ -121,10 +121,14 @@ def smoke(
     ] = None,
     model_dir: Annotated[Path, typer.Option(help="Bundle holding example.json.")] = Paths.bundle,
     deadline: Annotated[float, typer.Option(help="Seconds to wait for /ready.")] = 30.0,
+    model_name: Annotated[
+        str | None, typer.Option(help="The model's name on /v2 (default: the project's).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
-    """Smoke-test a server: /ready, one real prediction, one bad request."""
+    """Smoke-test a server: /ready, the example predictions on both protocols, a bad request."""
     from .serve.bundle import EXAMPLE_FILE
+    from .serve.settings import ServeSettings
     from .smoke import SmokeTestError, free_port, smoke_test
 
     server = None
@@ -139,7 +143,8 @@ def smoke(
         server = subprocess.Popen([sys.executable, "-m", f"{__package__}.serve"], env=env)
         url = f"http://127.0.0.1:{port}"
     try:
-        result = smoke_test(url, model_dir / EXAMPLE_FILE, deadline)
+        name = ServeSettings.model_fields["model_name"].default
+        result = smoke_test(url, model_dir / EXAMPLE_FILE, model_name or name, deadline)
     except SmokeTestError as error:
         raise _fail(f"smoke test of {url} failed: {error}") from None
     finally:
@@ -154,6 +159,7 @@ def smoke(
     problem = bad["detail"][0]
     typer.echo(f"Smoke test of {url}: ready after {result['ready_after_seconds']} s")
     typer.echo(f"  good request -> {good['status']}, labels {labels} as expected")
+    typer.echo(f"  v2 infer     -> {result['v2_request']['status']}, the same labels")
     typer.echo(
         f"  bad request  -> {bad['status']}, {'.'.join(map(str, problem['loc']))}: {problem['msg']}"
     )

@@ -1,7 +1,9 @@
-"""Smoke-test a running server: ready in time, one correct prediction, one bad request refused.
+"""Smoke-test a running server: ready in time, correct predictions, one bad request refused.
 
-Used by ``make demo`` and by the container build, against the bundle's ``example.json``
-(rows from the test split and the predictions export computed for them).
+The example rows are predicted twice, on ``/predict`` and on the Open Inference Protocol's
+``/v2/models/<name>/infer``. Used by ``make demo`` and by the container build, against the
+bundle's ``example.json`` (rows from the test split and the predictions export computed for
+them).
 """
 
 from __future__ import annotations
@@ -65,20 +67,55 @@ def wait_ready(url: str, deadline_seconds: float) -> float:
     raise SmokeTestError(f"{url}/ready did not answer 200 within {deadline_seconds} s")
 
 
-def smoke_test(url: str, example: Path, deadline_seconds: float = 30.0) -> dict[str, Any]:
-    """Run the three checks; return what was observed, or raise :class:`SmokeTestError`."""
+def tensors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as Open Inference Protocol inputs: one ``[rows, 1]`` tensor per feature."""
+    return [
+        {
+            "name": name,
+            "datatype": "BYTES" if isinstance(value, str) else "FP32",
+            "shape": [len(rows), 1],
+            "data": [row[name] for row in rows],
+        }
+        for name, value in rows[0].items()
+    ]
+
+
+def _check(route: str, labels: list[int], probabilities: list[list[float]], case: Any) -> None:
+    """Raise unless ``route`` gave the predictions export computed for the example rows."""
+    for index, expected in enumerate(case["predictions"]):
+        wanted = list(expected["probabilities"].values())
+        close = len(probabilities[index]) == len(wanted) and all(
+            math.isclose(got, value, abs_tol=TOLERANCE)
+            for got, value in zip(probabilities[index], wanted, strict=True)
+        )
+        if labels[index] != expected["label"] or not close:
+            raise SmokeTestError(
+                f"{route}: row {index} got label {labels[index]}, probabilities "
+                f"{probabilities[index]}; expected {expected}"
+            )
+
+
+def smoke_test(
+    url: str, example: Path, model_name: str, deadline_seconds: float = 30.0
+) -> dict[str, Any]:
+    """Run the checks; return what was observed, or raise :class:`SmokeTestError`."""
     ready_after = wait_ready(url, deadline_seconds)
     case = json.loads(example.read_text(encoding="utf-8"))
     good = request(f"{url}/predict", {"rows": case["rows"]})
     if good.status != 200:
         raise SmokeTestError(f"good request answered {good.status}: {good.body}")
-    for got, expected in zip(good.body["predictions"], case["predictions"], strict=True):
-        close = all(
-            math.isclose(got["probabilities"][cls], value, abs_tol=TOLERANCE)
-            for cls, value in expected["probabilities"].items()
-        )
-        if got["label"] != expected["label"] or not close:
-            raise SmokeTestError(f"prediction {got} differs from the expected {expected}")
+    predictions = good.body["predictions"]
+    probabilities = [list(one["probabilities"].values()) for one in predictions]
+    _check("/predict", [one["label"] for one in predictions], probabilities, case)
+    infer = f"/v2/models/{model_name}/infer"
+    v2 = request(f"{url}{infer}", {"inputs": tensors(case["rows"])})
+    if v2.status != 200:
+        raise SmokeTestError(f"{infer} answered {v2.status}: {v2.body}")
+    outputs = {output["name"]: output for output in v2.body["outputs"]}
+    columns = outputs["probabilities"]["shape"][1]
+    flat = outputs["probabilities"]["data"]
+    rows = [flat[start : start + columns] for start in range(0, len(flat), columns)]
+    _check(infer, outputs["label"]["data"], rows, case)
     broken_row = dict(case["rows"][0])
     broken_row.pop(next(iter(broken_row)))
     bad = request(f"{url}/predict", {"rows": [broken_row]})
@@ -86,6 +123,7 @@ def smoke_test(url: str, example: Path, deadline_seconds: float = 30.0) -> dict[
         raise SmokeTestError(f"a row with a missing field answered {bad.status}, expected 4xx")
     return {
         "ready_after_seconds": round(ready_after, 3),
-        "good_request": {"status": good.status, "predictions": good.body["predictions"]},
+        "good_request": {"status": good.status, "predictions": predictions},
+        "v2_request": {"status": v2.status, "labels": outputs["label"]["data"]},
         "bad_request": {"status": bad.status, "detail": bad.body["detail"]},
     }
