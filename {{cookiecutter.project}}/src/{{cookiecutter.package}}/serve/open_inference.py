@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, NotRequired, Union
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import orjson
 from pydantic import ConfigDict, Field, NonNegativeInt, TypeAdapter, ValidationError
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict  # pydantic: Python < 3.12; 3.10 too
 
 from ..schema import FLOAT32_MAX, CategoryColumn, NumericColumn
 from .model import Feeds, OnnxModel, Prediction
