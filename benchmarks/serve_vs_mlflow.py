@@ -3,7 +3,8 @@
 Also measured, for context: a minimal FastAPI app over the same model (what most teams write
 first) and an empty ASGI app on the same HTTP stack (the ceiling any Python app can reach
 here). Load comes from wrk (one thread, so the server keeps the other core); every server
-gets one worker process and the same single-row request, repeated.
+gets one worker process and the same request, repeated: single-row by default, or a batch of
+``--rows`` rows (then rows/s are reported too, with onnxruntime in-process as the floor).
 
 Usage, from the template repository after `make demo` (which bakes and reproduces the
 default project into build/): `make bench`, or
@@ -157,20 +158,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def contenders(package: str, name: str, port: int, row: dict, scratch: Path) -> list[Server]:
+def contenders(package: str, name: str, port: int, rows: list[dict], scratch: Path) -> list[Server]:
     """This project (both protocols), the FastAPI reference, MLflow, and the empty-app ceiling."""
     uvicorn = [sys.executable, "-m", "uvicorn", "--port", str(port), "--no-access-log"]
     uvicorn += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
-    ours = {"rows": [row]}
+    ours = {"rows": rows}
     v2 = {
         "inputs": [
             {"name": key, "datatype": "BYTES" if isinstance(value, str) else "FP32",
-             "shape": [1, 1], "data": [value]}
-            for key, value in row.items()
+             "shape": [len(rows), 1], "data": [row[key] for row in rows]}
+            for key, value in rows[0].items()
         ]
     }  # fmt: skip
     # MLflow's ONNX flavour takes one [N, 1] tensor per input; JSON numbers must be floats.
-    tensors = {name: [[v if isinstance(v, str) else float(v)]] for name, v in row.items()}
+    tensors = {
+        key: [[row[key] if isinstance(row[key], str) else float(row[key])] for row in rows]
+        for key in rows[0]
+    }
     run_id = RUN_ID_FILE.read_text().strip()
     mlflow = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model"]
     mlflow += ["--env-manager", "local", "-w", "1", "-p", str(port)]
@@ -208,6 +212,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per server")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rows", type=int, default=1, help="rows per request (a batch)")
     parser.add_argument("--output", type=Path, help="also write the results as JSON")
     parser.add_argument("--project", type=Path, default=Path("build/my-ml-project"))
     args = parser.parse_args()
@@ -222,7 +227,8 @@ def main() -> int:
     if not (BUNDLE / "example.json").exists() or not RUN_ID_FILE.exists():
         sys.exit("no exported model or MLflow run: run `dvc repro` first")
 
-    row = json.loads((BUNDLE / "example.json").read_text())["rows"][0]
+    example = json.loads((BUNDLE / "example.json").read_text())["rows"]
+    rows = (example * args.rows)[: args.rows]
     port = free_port()
     env = {**os.environ, "SERVE_LOG_LEVEL": "warning", "SERVE_PORT": str(port)}
     env["BENCH_PACKAGE"] = package
@@ -236,30 +242,49 @@ def main() -> int:
         Path(scratch, "empty_app.py").write_text(EMPTY_APP)
         results = [
             measure(server, port, args, env)
-            for server in contenders(package, answers["project"], port, row, Path(scratch))
+            for server in contenders(package, answers["project"], port, rows, Path(scratch))
         ]
-    report(results, starts, args)
+    report(results, starts, args, in_process_rows_per_second(package, rows))
     return 1 if any(result.errors for result in results) else 0
 
 
-def report(results: list[Result], starts: list[float], args: argparse.Namespace) -> None:
+def in_process_rows_per_second(package: str, rows: list[dict], seconds: float = 2.0) -> float:
+    """onnxruntime alone on the same rows, in this process: the floor no server goes below."""
+    model = importlib.import_module(f"{package}.serve.model").OnnxModel.load(BUNDLE)
+    feeds = model.feeds_from_rows(rows)
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model.predict(feeds)
+        calls += 1
+    return calls * len(rows) / (time.perf_counter() - started)
+
+
+def report(
+    results: list[Result], starts: list[float], args: argparse.Namespace, floor: float
+) -> None:
     """Print the table and the ratios; write JSON when asked."""
     ours, v2, fastapi, mlflow, ceiling = results
+    shape = "single-row requests" if args.rows == 1 else f"{args.rows}-row requests"
+    print(f"\n{args.connections} connections, {shape}, {args.duration} s each, 1 worker\n")
     print(
-        f"\n{args.connections} connections, single-row requests, {args.duration} s each, 1 worker\n"
+        f"{'server':<32} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>7}"
     )
-    print(f"{'server':<32} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for r in results:
         print(
-            f"{r.server:<32} {r.requests_per_second:>9.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} "
+            f"{r.server:<32} {r.requests_per_second:>9.0f} "
+            f"{r.requests_per_second * args.rows:>10.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} "
             f"{r.p99_ms:>8.2f} {r.errors:>7}"
         )
+    print(f"{'onnxruntime in-process (floor)':<32} {'':>9} {floor:>10.0f}")
     summary = {
         "throughput_vs_mlflow": ours.requests_per_second / mlflow.requests_per_second,
         "throughput_vs_fastapi": ours.requests_per_second / fastapi.requests_per_second,
         "v2_vs_predict": v2.requests_per_second / ours.requests_per_second,
         "ceiling_vs_mlflow": ceiling.requests_per_second / mlflow.requests_per_second,
         "p99_ms": ours.p99_ms,
+        "rows_per_request": args.rows,
+        "in_process_rows_per_second": floor,
         "ready_seconds_median": statistics.median(starts),
         "ready_seconds_max": max(starts),
     }
