@@ -4,7 +4,8 @@ Also measured, for context: a minimal FastAPI app over the same model (what most
 first) and an empty ASGI app on the same HTTP stack (the ceiling any Python app can reach
 here). Load comes from wrk (one thread, so the server keeps the other core); every server
 gets one worker process and the same request, repeated: single-row by default, or a batch of
-``--rows`` rows (then rows/s are reported too, with onnxruntime in-process as the floor).
+``--rows`` rows (then rows/s are reported too, beside onnxruntime called in-process with no
+HTTP at all).
 
 Usage, from the template repository after `make demo` (which bakes and reproduces the
 default project into build/): `make bench`, or
@@ -276,7 +277,7 @@ def report(
             f"{r.requests_per_second * args.rows:>10.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} "
             f"{r.p99_ms:>8.2f} {r.errors:>7}"
         )
-    print(f"{'onnxruntime in-process (floor)':<32} {'':>9} {floor:>10.0f}")
+    print(f"{'onnxruntime in-process, no HTTP':<32} {'':>9} {floor:>10.0f}")
     summary = {
         "throughput_vs_mlflow": ours.requests_per_second / mlflow.requests_per_second,
         "throughput_vs_fastapi": ours.requests_per_second / fastapi.requests_per_second,
