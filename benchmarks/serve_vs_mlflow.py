@@ -164,7 +164,13 @@ def contenders(package: str, name: str, port: int, rows: list[dict], scratch: Pa
     uvicorn = [sys.executable, "-m", "uvicorn", "--port", str(port), "--no-access-log"]
     uvicorn += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
     ours = {"rows": rows}
-    v2 = {"inputs": importlib.import_module(f"{package}.smoke").tensors(rows)}
+    v2 = {
+        "inputs": [
+            {"name": key, "datatype": "BYTES" if isinstance(value, str) else "FP32",
+             "shape": [len(rows), 1], "data": [row[key] for row in rows]}
+            for key, value in rows[0].items()
+        ]
+    }  # fmt: skip
     # MLflow's ONNX flavour takes one [N, 1] tensor per input; JSON numbers must be floats.
     tensors = {
         key: [[row[key] if isinstance(row[key], str) else float(row[key])] for row in rows]

@@ -17,7 +17,6 @@ import pytest
 from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn
 from {{ cookiecutter.package }}.serve.model import OnnxModel
 from {{ cookiecutter.package }}.serve.settings import ServeSettings
-from {{ cookiecutter.package }}.smoke import tensors
 
 from .conftest import MAX_ROWS, SCHEMA, Client
 from .test_data import beyond, first
@@ -25,6 +24,20 @@ from .test_data import beyond, first
 NAME = ServeSettings().model_name
 INFER = f"/v2/models/{NAME}/infer"
 Row = dict[str, Any]
+Tensor = dict[str, Any]
+
+
+def tensors(rows: list[Row]) -> list[Tensor]:
+    """One JSON input per feature, shaped ``[rows, 1]`` like the ONNX model's inputs."""
+    return [
+        {
+            "name": name,
+            "datatype": "BYTES" if isinstance(column, CategoryColumn) else "FP32",
+            "shape": [len(rows), 1],
+            "data": [row[name] for row in rows],
+        }
+        for name, column in SCHEMA.columns.items()
+    ]
 
 
 def binary(rows: list[Row]) -> tuple[bytes, int]:

@@ -40,7 +40,6 @@ JSON = b"application/json"
 TEXT = b"text/plain"  # an empty health answer
 OCTETS = b"application/octet-stream"  # a v2 response with binary tensor data
 T = TypeVar("T")
-_HEADERS = "serving.headers"  # where _headers keeps them in the ASGI scope
 Headers = list[tuple[bytes, bytes]]
 Response = tuple[int, bytes, bytes, Headers]  # status, body, content type, extra headers
 # A request with thousands of mistakes gets the first few and a count: error bodies stay small
@@ -230,7 +229,7 @@ class ServingApp:
         if self.model is None:
             raise HTTPError(503, "model not loaded yet; see /v2/health/ready")
         if route.endswith("/infer"):
-            if b"content-encoding" in _headers(scope):
+            if b"content-encoding" in dict(scope["headers"]):
                 raise HTTPError(415, "compressed request bodies are not accepted; send them plain")
             body, header_length = await self._predict(scope, receive, self._infer)
             headers = (
@@ -255,7 +254,7 @@ class ServingApp:
         }
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        headers = _headers(scope)
+        headers = dict(scope["headers"])
         limit = self.body_limit
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -332,7 +331,7 @@ class ServingApp:
 
     async def _infer(self, batcher: Batcher, body: bytes, scope: Scope) -> tuple[bytes, int | None]:
         started = time.perf_counter()
-        header_length = _headers(scope).get(v2.HEADER_LENGTH)
+        header_length = dict(scope["headers"]).get(v2.HEADER_LENGTH)
         assert self._signature is not None  # set with the batcher
         try:
             inference = self._signature.parse(body, header_length, self.settings.max_batch_rows)
@@ -347,15 +346,8 @@ class ServingApp:
         return prediction
 
 
-def _headers(scope: Scope) -> dict[bytes, bytes]:
-    """The request's headers by (lower-case) name, read once per request."""
-    if (headers := scope.get(_HEADERS)) is None:
-        headers = scope[_HEADERS] = dict(scope["headers"])
-    return headers
-
-
 def _require_json(scope: Scope) -> None:
-    content_type = _headers(scope).get(b"content-type", b"").split(b";")[0].strip().lower()
+    content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
     if content_type != JSON:
         raise HTTPError(415, "send the rows as JSON with Content-Type: application/json")
 
