@@ -94,8 +94,9 @@ class ServingApp:
             rows = self.settings.max_batch_rows
             self._validator = model.schema.request_adapter(rows)
             self.body_limit = self.settings.max_body_bytes or model.schema.request_bytes(rows)
-            self.batcher = Batcher(model, self.settings.max_batch_rows)
+            # Before the batcher: a batcher means ready, and v2 requests need the signature.
             self._signature = v2.Signature(model)
+            self.batcher = Batcher(model, self.settings.max_batch_rows)
             document = openapi.document(self._signature, self.settings.model_name, rows)
             self._openapi = orjson.dumps(document)
             log.info("model %s loaded from %s", model.sha256[:12], self.settings.model_dir)
