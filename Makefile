@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Where torch comes from for the PyTorch projects the tests bake (empty: the package index).
 TORCH_INDEX ?=
 
-.PHONY: help install lock lint format test demo bench bench-frameworks faults clean
+.PHONY: help install install-bench lock lint format test demo bench bench-frameworks faults clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ $(VENV)/.installed: requirements-dev.txt $(LOCKS)/dev.lock $(LOCKS)/pytorch.txt 
 $(VENV)/interop/.installed: requirements-interop.txt
 	[ -x $(VENV)/interop/bin/python ] || $(PYTHON) -m venv $(VENV)/interop
 	$(VENV)/interop/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-interop.txt
+	touch $@
+
+install-bench: $(VENV)/bench/.installed $(VENV)/interop/.installed ## The benchmark's other servers: BentoML in .venv/bench, Triton in .venv/interop
+$(VENV)/bench/.installed: requirements-bench.txt
+	[ -x $(VENV)/bench/bin/python ] || $(PYTHON) -m venv $(VENV)/bench
+	$(VENV)/bench/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $@
 
 lock: install ## Re-lock the generated project's dependencies (uv, needs the package index)
@@ -57,8 +63,10 @@ demo: install ## Bake the default project into build/ and run its whole demo
 	$(MAKE) -C $(DEMO) demo VENV=$(abspath $(VENV))
 	@echo "Demo project: $(DEMO) (cd there and run 'make help')"
 
-bench: install ## Serving benchmark on the demo project against mlflow models serve (after make demo; needs wrk)
-	$(BIN)/python benchmarks/serve_vs_mlflow.py --project $(DEMO)
+BENCH_ARGS ?=
+bench: install install-bench ## Serving benchmark of the demo project against MLflow, FastAPI, BentoML, Triton (after make demo; needs wrk)
+	$(BIN)/python benchmarks/serve_vs_mlflow.py --project $(DEMO) $(BENCH_ARGS)
+	$(BIN)/python benchmarks/serve_vs_mlflow.py --project $(DEMO) --rows 1000 --connections 4 $(BENCH_ARGS)
 
 bench-frameworks: install ## Per framework: dvc repro and training time, serving vs mlflow models serve, image size (needs wrk and Docker)
 	$(BIN)/python benchmarks/frameworks.py --image

@@ -266,6 +266,47 @@ def test_malformed_request_gets_4xx_with_an_error_naming_the_fault(
     assert infer(server, {"inputs": tensors(example["rows"])})[0] == 200
 
 
+# Value faults, each in the second row: the binary data is checked in bulk, then element by
+# element when the bulk check fails, so the error is the one the same JSON data gets.
+VALUE_FAULTS: dict[str, tuple[str, Any]] = {}
+if INTEGER:
+    VALUE_FAULTS["fraction for integer"] = (INTEGER, 1.5)
+if BOUNDED:
+    VALUE_FAULTS["out of range"] = (BOUNDED, beyond(BOUNDED, "max"))
+if CATEGORY:
+    VALUE_FAULTS["unknown category"] = (CATEGORY, "zz-unseen")
+
+
+def post_binary(server: Client, rows: list[Row]) -> tuple[int, Any]:
+    body, header_length = binary(rows)
+    headers = {"Inference-Header-Content-Length": str(header_length)}
+    return server.call("POST", INFER, body, headers)
+
+
+@pytest.mark.parametrize("fault", VALUE_FAULTS)
+def test_binary_data_breaking_the_schema_gets_the_same_error_as_json(
+    server: Client, example: dict[str, Any], fault: str
+) -> None:
+    name, value = VALUE_FAULTS[fault]
+    rows = [
+        {**row, name: value} if index == 1 else row for index, row in enumerate(example["rows"])
+    ]
+    status, answer = post_binary(server, rows)
+    assert (status, answer) == infer(server, {"inputs": tensors(rows)})
+    assert status == 400
+    assert answer["error"].startswith(f"input {name!r}: data[1]: ")
+
+
+def test_binary_nan_is_refused_naming_the_element(server: Client, example: dict[str, Any]) -> None:
+    """JSON has no NaN; binary FP32 data can carry one, and the bulk check must catch it."""
+    rows = [dict(row) for row in example["rows"]]
+    rows[1][NUMERIC] = float("nan")
+    assert post_binary(server, rows) == (
+        400,
+        {"error": f"input {NUMERIC!r}: data[1]: Input should be a finite number"},
+    )
+
+
 def counter(server: Client, series: str) -> float:
     text = server.call("GET", "/metrics")[1]
     found = [line.split()[-1] for line in text.splitlines() if line.startswith(f"{series} ")]
