@@ -32,6 +32,7 @@ from .infra import (
     sh,
     start_registry,
 )
+from .kustomize import pod_of, with_components
 from .locks import locked
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # one engine, one image build
@@ -278,6 +279,35 @@ def test_container_runs_as_non_root_with_read_only_root(built: Built) -> None:
         assert "Read-only file system" in write.stderr
     finally:
         sh("docker", "rm", "--force", container)
+
+
+@pytest.mark.parametrize("kind", ["KIND_CPU", "KIND_GPU"])
+def test_the_triton_components_init_container_lays_out_exports_repository(
+    built: Built, tmp_path: Path, kind: str
+) -> None:
+    """The Triton component's init container, run from the built image as the manifest says,
+    writes the model repository export wrote (the one tests/test_interop.py serves with a real
+    tritonserver), with the instances on the CPU or, for the GPU component, on the GPU."""
+    components = ["triton", "triton-gpu"] if kind == "KIND_GPU" else ["triton"]
+    (copier,) = pod_of(with_components(built.project.root, tmp_path, *components))["initContainers"]
+    (setting,) = copier["env"]
+    models = tmp_path / "models"
+    models.mkdir(mode=0o777)
+    models.chmod(0o777)  # the image's user writes here
+    sh(
+        "docker", "run", "--rm", "--read-only", "--cap-drop=ALL", f"--volume={models}:/models",
+        f"--env={setting['name']}={setting['value']}", f"--entrypoint={copier['command'][0]}",
+        built.tag, *copier["command"][1:], *copier["args"],
+    )  # fmt: skip
+    exported = built.project.root / "models" / "triton"
+    files = sorted(path.relative_to(exported) for path in exported.rglob("*") if path.is_file())
+    assert sorted(path.relative_to(models) for path in models.rglob("*") if path.is_file()) == files
+    for file in files:
+        expected = (exported / file).read_bytes()
+        if file.name == "config.pbtxt":
+            assert expected.count(b"kind: KIND_CPU") == 1
+            expected = expected.replace(b"kind: KIND_CPU", f"kind: {kind}".encode())
+        assert (models / file).read_bytes() == expected, file
 
 
 STRAGGLERS = {"on its way", "kept alive", "late"}

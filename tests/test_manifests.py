@@ -7,13 +7,14 @@ being skipped).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+
+from .kustomize import pod_of, render, with_components
 
 KUBERNETES_VERSIONS = ("1.33.0", "1.36.0")
 ENVIRONMENTS = ("staging", "production")
@@ -34,12 +35,7 @@ ALLOWED_DIFFERENCES = {
 }
 
 
-def render(project: Path, environment: str) -> list[dict[str, Any]]:
-    overlay = project / "deploy" / "k8s" / "overlays" / environment
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
-    )
-    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -81,8 +77,11 @@ def pod_problems(pod: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: root filesystem writable")
         if "@sha256:" not in container["image"]:
             problems.append(f"{name}: image {container['image']} not pinned by digest")
-        if not {"readinessProbe", "livenessProbe", "resources"} <= set(container):
-            problems.append(f"{name}: probes or resources missing")
+        if "resources" not in container:
+            problems.append(f"{name}: resources missing")
+    for container in pod["containers"]:  # init containers have no probes
+        if not {"readinessProbe", "livenessProbe"} <= set(container):
+            problems.append(f"{container['name']}: probes missing")
     return problems
 
 
@@ -169,3 +168,50 @@ def test_argo_cd_applications_sync_their_overlays(baked: Path) -> None:
         assert application["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
         namespace = application["spec"]["destination"]["namespace"]
         assert namespace == render(baked, environment)[0]["metadata"]["namespace"]
+
+
+def triton_pod(project: Path, root: Path, *components: str) -> dict[str, Any]:
+    """The pod with ``components``, after every rendered resource validated strictly."""
+    rendered = with_components(project, root, *components)
+    for resource in rendered:
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(resource, version, strict=True)
+    return pod_of(rendered)
+
+
+def test_the_triton_component_serves_the_overlays_model_with_triton(
+    baked_default: Path, tmp_path: Path
+) -> None:
+    pod = triton_pod(baked_default, tmp_path, "triton")
+    # Locked down like the project's server; only Triton's image is a tag, for its user to pin.
+    assert pod_problems(pod) == [f"server: image {TRITON_IMAGE} not pinned by digest"]
+    (copier,), (server,) = pod["initContainers"], pod["containers"]
+    (own,) = [c for c in render(baked_default, "production") if c["kind"] == "Deployment"]
+    assert copier["image"] == own["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert copier["env"] == [{"name": "TRITON_INSTANCE_KIND", "value": "KIND_CPU"}]
+    assert server["image"] == TRITON_IMAGE
+    assert server["command"] == ["tritonserver"]
+    assert {"--model-repository=/models", "--http-port=8080"} <= set(server["args"])
+    assert server["env"] == []  # the project server's settings are gone
+    assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert server["readinessProbe"]["timeoutSeconds"] == 2  # the base's, kept
+    assert server["ports"] == [{"name": "http", "containerPort": 8080}]
+    mounts = {m["name"]: m["mountPath"] for m in copier["volumeMounts"] + server["volumeMounts"]}
+    assert mounts == {"model-repository": "/models", "tmp": "/tmp"}  # noqa: S108 - in the pod
+    assert "nodeSelector" not in pod
+    assert "nvidia.com/gpu" not in server["resources"]["limits"]
+
+
+def test_the_gpu_component_asks_for_a_gpu_node_and_moves_the_instances(
+    baked_default: Path, tmp_path: Path
+) -> None:
+    pod = triton_pod(baked_default, tmp_path, "triton", "triton-gpu")
+    (copier,), (server,) = pod["initContainers"], pod["containers"]
+    assert copier["env"] == [{"name": "TRITON_INSTANCE_KIND", "value": "KIND_GPU"}]
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert server["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
