@@ -157,6 +157,8 @@ def test_a_real_tritonserver_serves_the_exported_repository_with_the_same_predic
         parsed = json.loads(process.stdout.readline())  # the config, as Triton's schema read it
         wait_until(lambda: answers(f"http://{address}/v2/models/{NAME}/ready"), 120, "tritonserver")
         report = ask(address, reproduced)
+        # The project's own smoke test, unchanged, judges Triton as it judges its server.
+        smoked = json.loads(reproduced.cli("smoke", "--url", f"http://{address}", "--json").stdout)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -164,6 +166,14 @@ def test_a_real_tritonserver_serves_the_exported_repository_with_the_same_predic
     assert parsed["maxBatchSize"] == 1000
     assert [t["name"] for t in parsed["input"]] == [t["name"] for t in report["metadata"]["inputs"]]
     assert "instance_group [ { count: 1 kind: KIND_CPU } ]" in config
+    expected = json.loads((reproduced.root / "models/serving/example.json").read_text())
+    assert smoked["server"] == "another Open Inference Protocol server"
+    assert smoked["v2_request"] == {
+        "status": 200,
+        "labels": [one["label"] for one in expected["predictions"]],
+    }
+    assert smoked["v2_bad_request"]["status"] == 400
+    assert "good_request" not in smoked  # Triton has no /predict, and none was asked of it
     # The same refusals, in Triton's words: the client needs no change to talk to either.
     assert {case: error["status"] for case, error in report["errors"].items()} == {
         "wrong shape": "400",

@@ -176,7 +176,9 @@ print(json.dumps({"params": run.data.params, "tags": run.data.tags,
     assert served["bad_request"]["status"] == 422
     assert served["bad_request"]["detail"][0]["loc"] == ["rows", 0, "age"]
     readable = reproduced.cli("smoke").stdout
-    assert re.search(r"good request -> 200, labels \[[01], [01], [01]\] as expected", readable)
+    assert re.search(r"v2 infer     -> 200, labels \[[01], [01], [01]\] as expected", readable)
+    assert "v2 bad       -> 400, missing inputs: age" in readable
+    assert "good request -> 200, the same labels" in readable
     assert "bad request  -> 422, rows.0.age: Field required" in readable
 
 

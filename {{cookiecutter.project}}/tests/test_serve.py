@@ -71,6 +71,9 @@ def test_smoke_test_passes_against_the_server(server: Client, paths: Paths) -> N
     labels = [one["label"] for one in read_json(example)["predictions"]]
     assert [one["label"] for one in result["good_request"]["predictions"]] == labels
     assert result["v2_request"] == {"status": 200, "labels": labels}
+    assert result["server"] == "this project's"
+    dropped = next(iter(SCHEMA.columns))  # the smoke test leaves out the first input
+    assert result["v2_bad_request"] == {"status": 400, "error": f"missing inputs: {dropped}"}
 
 
 def test_smoke_test_fails_on_a_server_answering_other_predictions(
@@ -82,8 +85,9 @@ def test_smoke_test_fails_on_a_server_answering_other_predictions(
         cls for cls in SCHEMA.target.classes if cls != case["predictions"][0]["label"]
     )
     (tmp_path / EXAMPLE_FILE).write_text(json.dumps(case))
-    with pytest.raises(SmokeTestError, match="/predict: row 0 got label"):
-        smoke_test(f"http://127.0.0.1:{server.port}", tmp_path / EXAMPLE_FILE, "unused")
+    name = ServeSettings().model_name
+    with pytest.raises(SmokeTestError, match=f"/v2/models/{name}/infer: row 0 got label"):
+        smoke_test(f"http://127.0.0.1:{server.port}", tmp_path / EXAMPLE_FILE, name)
 
 
 def test_concurrent_clients_each_get_their_own_prediction(

@@ -120,13 +120,13 @@ def smoke(
         str | None, typer.Option(help="Server to test; default: start one locally.")
     ] = None,
     model_dir: Annotated[Path, typer.Option(help="Bundle holding example.json.")] = Paths.bundle,
-    deadline: Annotated[float, typer.Option(help="Seconds to wait for /ready.")] = 30.0,
+    deadline: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 30.0,
     model_name: Annotated[
         str | None, typer.Option(help="The model's name on /v2 (default: the project's).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
-    """Smoke-test a server: /ready, the example predictions on both protocols, a bad request."""
+    """Smoke-test a server (this project's, or Triton): ready, example predictions, bad requests."""
     from .serve.bundle import EXAMPLE_FILE
     from .serve.settings import ServeSettings
     from .smoke import SmokeTestError, free_port, smoke_test
@@ -154,15 +154,19 @@ def smoke(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    good, bad = result["good_request"], result["bad_request"]
-    labels = [prediction["label"] for prediction in good["predictions"]]
-    problem = bad["detail"][0]
-    typer.echo(f"Smoke test of {url}: ready after {result['ready_after_seconds']} s")
-    typer.echo(f"  good request -> {good['status']}, labels {labels} as expected")
-    typer.echo(f"  v2 infer     -> {result['v2_request']['status']}, the same labels")
-    typer.echo(
-        f"  bad request  -> {bad['status']}, {'.'.join(map(str, problem['loc']))}: {problem['msg']}"
-    )
+    v2, v2_bad = result["v2_request"], result["v2_bad_request"]
+    typer.echo(f"Smoke test of {url} ({result['server']} server): ready after "
+               f"{result['ready_after_seconds']} s")  # fmt: skip
+    typer.echo(f"  v2 infer     -> {v2['status']}, labels {v2['labels']} as expected")
+    typer.echo(f"  v2 bad       -> {v2_bad['status']}, {v2_bad['error']}")
+    if "good_request" in result:
+        good, bad = result["good_request"], result["bad_request"]
+        problem = bad["detail"][0]
+        typer.echo(f"  good request -> {good['status']}, the same labels")
+        typer.echo(
+            f"  bad request  -> {bad['status']}, {'.'.join(map(str, problem['loc']))}: "
+            f"{problem['msg']}"
+        )
 
 
 @app.command()

@@ -1,7 +1,10 @@
-"""Smoke-test a running server: ready in time, correct predictions, one bad request refused.
+"""Smoke-test a running server: ready in time, correct predictions, bad requests refused.
 
-The example rows are predicted twice, on ``/predict`` and on the Open Inference Protocol's
-``/v2/models/<name>/infer``. Used by ``make demo`` and by the container build, against the
+Any Open Inference Protocol server passes the same checks: ready on ``/v2/health/ready``, the
+example rows predicted on ``/v2/models/<name>/infer``, a request missing an input refused. On
+this project's own server (it answers ``/ready``) ``/predict`` is checked as well, so the same
+smoke test, with no option, judges the project's server and a Triton serving the exported
+model repository. Used by ``make demo``, the container build and after a rollout, against the
 bundle's ``example.json`` (rows from the test split and the predictions export computed for
 them).
 """
@@ -43,28 +46,37 @@ def free_port() -> int:
 
 
 def request(url: str, payload: object | None = None, timeout: float = 5.0) -> Response:
-    """GET (no payload) or POST JSON; HTTP errors are returned, not raised."""
+    """GET (no payload) or POST JSON; HTTP errors are returned, not raised.
+
+    Raises:
+        ValueError: the body is not JSON (an empty body is None).
+    """
     data = None if payload is None else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"} if data is not None else {}
     call = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - URL chosen by the operator
     try:
         with urllib.request.urlopen(call, timeout=timeout) as reply:  # noqa: S310
-            return Response(reply.status, json.loads(reply.read()))
+            return Response(reply.status, json.loads(reply.read() or b"null"))
     except urllib.error.HTTPError as error:
         return Response(error.code, json.loads(error.read() or b"null"))
 
 
+def answers_200(url: str) -> bool:
+    """Whether GET ``url`` answers 200 now."""
+    try:
+        return request(url, timeout=1.0).status == 200
+    except (OSError, ValueError):
+        return False  # not listening yet, or not a route of this server
+
+
 def wait_ready(url: str, deadline_seconds: float) -> float:
-    """Poll ``/ready`` until it answers 200; return the seconds it took."""
+    """Poll ``/v2/health/ready`` until it answers 200; return the seconds it took."""
     started = time.monotonic()
     while time.monotonic() - started < deadline_seconds:
-        try:
-            if request(f"{url}/ready", timeout=1.0).status == 200:
-                return time.monotonic() - started
-        except (OSError, ValueError):
-            pass  # not listening yet
+        if answers_200(f"{url}/v2/health/ready"):
+            return time.monotonic() - started
         time.sleep(0.05)
-    raise SmokeTestError(f"{url}/ready did not answer 200 within {deadline_seconds} s")
+    raise SmokeTestError(f"{url}/v2/health/ready did not answer 200 within {deadline_seconds} s")
 
 
 def tensors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,12 +113,6 @@ def smoke_test(
     """Run the checks; return what was observed, or raise :class:`SmokeTestError`."""
     ready_after = wait_ready(url, deadline_seconds)
     case = json.loads(example.read_text(encoding="utf-8"))
-    good = request(f"{url}/predict", {"rows": case["rows"]})
-    if good.status != 200:
-        raise SmokeTestError(f"good request answered {good.status}: {good.body}")
-    predictions = good.body["predictions"]
-    probabilities = [list(one["probabilities"].values()) for one in predictions]
-    _check("/predict", [one["label"] for one in predictions], probabilities, case)
     infer = f"/v2/models/{model_name}/infer"
     v2 = request(f"{url}{infer}", {"inputs": tensors(case["rows"])})
     if v2.status != 200:
@@ -116,14 +122,34 @@ def smoke_test(
     flat = outputs["probabilities"]["data"]
     rows = [flat[start : start + columns] for start in range(0, len(flat), columns)]
     _check(infer, outputs["label"]["data"], rows, case)
+    v2_bad = request(f"{url}{infer}", {"inputs": tensors(case["rows"])[1:]})
+    if not 400 <= v2_bad.status < 500:
+        raise SmokeTestError(f"{infer} without an input answered {v2_bad.status}, expected 4xx")
+    observed: dict[str, Any] = {
+        "ready_after_seconds": round(ready_after, 3),
+        "server": "another Open Inference Protocol server",
+        "v2_request": {"status": v2.status, "labels": outputs["label"]["data"]},
+        "v2_bad_request": {"status": v2_bad.status, "error": v2_bad.body["error"]},
+    }
+    if answers_200(f"{url}/ready"):
+        observed.update(server="this project's", **_own_routes(url, case))
+    return observed
+
+
+def _own_routes(url: str, case: Any) -> dict[str, Any]:
+    """``/predict``: the example predictions, and a row missing a field refused."""
+    good = request(f"{url}/predict", {"rows": case["rows"]})
+    if good.status != 200:
+        raise SmokeTestError(f"good request answered {good.status}: {good.body}")
+    predictions = good.body["predictions"]
+    probabilities = [list(one["probabilities"].values()) for one in predictions]
+    _check("/predict", [one["label"] for one in predictions], probabilities, case)
     broken_row = dict(case["rows"][0])
     broken_row.pop(next(iter(broken_row)))
     bad = request(f"{url}/predict", {"rows": [broken_row]})
     if not 400 <= bad.status < 500:
         raise SmokeTestError(f"a row with a missing field answered {bad.status}, expected 4xx")
     return {
-        "ready_after_seconds": round(ready_after, 3),
         "good_request": {"status": good.status, "predictions": predictions},
-        "v2_request": {"status": v2.status, "labels": outputs["label"]["data"]},
         "bad_request": {"status": bad.status, "detail": bad.body["detail"]},
     }
