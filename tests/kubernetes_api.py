@@ -1,11 +1,13 @@
 """A local stand-in for the Kubernetes API that a rollout's verification reads.
 
-No API server can run here, so this HTTP server answers the two calls verification makes
-(read a Deployment, list its pods) from a script of steps, one step per look: Deployment
-JSON, an API error (``recordings/kubernetes/status_*.json``), or silence longer than the
-client waits. The JSON is hand-assembled in the documented shape of the API's responses,
-not captured from a cluster. The real ``kubernetes`` Python client talks to it over HTTP
-through an ordinary kubeconfig.
+No API server can run here, so this HTTP server answers the calls verification makes (read a
+Deployment, list its pods) from a script of steps, one step per look: Deployment JSON, an API
+error (``recordings/kubernetes/status_*.json``), or silence longer than the client waits.
+Requests to a Service through the API's proxy (``/api/v1/namespaces/<ns>/services/
+<service>:http/proxy/<path>``) get scripted answers per path, in turn, the last repeated.
+The JSON is hand-assembled in the documented shape of the API's responses, not captured from
+a cluster. The real ``kubernetes`` Python client talks to it over HTTP through an ordinary
+kubeconfig.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ class FakeKubernetes:
     steps: list[Step]
     looks: int = 0
     started: float = field(default_factory=time.monotonic)
+    # The Service behind the proxy: path -> (status, JSON body) answers, in turn.
+    service: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
+    proxied: list[str] = field(default_factory=list)  # the proxied paths, as requested
+
+    def proxy(self, path: str) -> tuple[int, Any]:
+        self.proxied.append(path)
+        answers = self.service.get(path, [(404, {"error": "not found"})])
+        return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def step(self) -> Step:
         return self.steps[min(self.looks, len(self.steps) - 1)]
@@ -67,6 +77,10 @@ class KubernetesServer(LocalServer):
                     pods = fake.steps[min(fake.looks, len(fake.steps)) - 1].pods
                     listing = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": pods}
                     return self.answer(200, listing)
+                # The client escapes the colon (the API server unescapes it); slashes stay.
+                service = r"/api/v1/namespaces/[^/]+/services/[^/]+(?::|%3A)http/proxy/(.+)"
+                if proxy := re.fullmatch(service, self.path):
+                    return self.answer(*fake.proxy(proxy.group(1)))
                 return self.answer(404, recording("status_404"))
 
         super().__init__(Handler)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -284,14 +285,15 @@ def deployment(**status: object) -> dict:
 
 
 def verified_rollout(
-    remote: Path, python: str, steps: list[Step], timeout: float
+    remote: Path, python: str, steps: list[Step] | FakeKubernetes, timeout: float, **inputs: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str], float]:
     """Roll out FIRST (verified), then the recorded image verified against ``steps``."""
     checkout = clone(remote, "ci")
     rolled_out(checkout, FIRST)
     image, digest = SEQUENCES["image"].split("@")
+    fake = steps if isinstance(steps, FakeKubernetes) else FakeKubernetes(steps)
     started = time.monotonic()
-    with KubernetesServer(FakeKubernetes(steps)) as cluster:
+    with KubernetesServer(fake) as cluster:
         result = subprocess.run(
             [python, str(ROLLOUT / "rollout.py")],
             cwd=checkout,
@@ -302,6 +304,7 @@ def verified_rollout(
                 kubeconfig=cluster.kubeconfig("my-ml-project-staging"),
                 timeout_seconds=str(timeout),
                 poll_seconds="0.2",
+                **inputs,
             ),
             capture_output=True,
             text=True,
@@ -377,6 +380,56 @@ def test_an_old_failure_condition_of_an_unobserved_generation_is_not_a_failure(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert out["verification"] == "complete"
+
+
+MODEL = "4df214d7844f" + "0" * 52  # the model-version rollout_env gives, as a full hash
+
+
+def serving(model_sha256: str | None, ready: list[int]) -> dict[str, list[tuple[int, Any]]]:
+    """A v2 Service's answers: server readiness in turn, then the model (with its hash)."""
+    metadata: dict[str, Any] = {"name": "my-ml-project", "versions": ["1"], "platform": "x"}
+    if model_sha256:
+        metadata["parameters"] = {"model_sha256": model_sha256}
+    return {
+        "v2/health/ready": [(status, None) for status in ready],
+        "v2/models/my-ml-project/ready": [(200, None)],
+        "v2/models/my-ml-project": [(200, metadata)],
+    }
+
+
+@pytestmark_kubernetes
+@pytest.mark.parametrize("reports_hash", [True, False], ids=["this project's server", "Triton"])
+def test_the_service_must_answer_v2_for_the_model_after_the_deployment(
+    remote: Path, kubernetes_python: str, reports_hash: bool
+) -> None:
+    """Through the API's service proxy, until ready; a server reporting a hash must match."""
+    fake = FakeKubernetes(
+        [Step(deployment())], service=serving(MODEL if reports_hash else None, [503, 503, 200])
+    )
+    result, out, _ = verified_rollout(
+        remote, kubernetes_python, fake, timeout=30, model_name="my-ml-project",
+        model_version=MODEL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out["verification"] == "complete"
+    which = "model 4df214d7844f" if reports_hash else "a server that reports no model hash"
+    assert f"rollout verified: the Service answers v2 requests for 'my-ml-project' ({which})" in (
+        result.stdout
+    )
+    # Slashes stay slashes in the proxied paths; three rounds: not ready twice, then ready.
+    probes = ["v2/health/ready", "v2/models/my-ml-project/ready", "v2/models/my-ml-project"]
+    assert fake.proxied == probes * 3
+
+
+@pytestmark_kubernetes
+def test_a_service_serving_another_model_is_reverted(remote: Path, kubernetes_python: str) -> None:
+    fake = FakeKubernetes([Step(deployment())], service=serving("ab" * 32, [200]))
+    result, out, _ = verified_rollout(
+        remote, kubernetes_python, fake, timeout=3, model_name="my-ml-project",
+        model_version=MODEL,
+    )  # fmt: skip
+    assert_reverted(remote, result, out)
+    assert "the Service serves model abababababab, not 4df214d7844f" in result.stdout
 
 
 # -- promotion pull requests and refusals -----------------------------------------------------

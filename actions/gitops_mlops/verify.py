@@ -1,15 +1,19 @@
-"""Verify a rollout against the cluster: the Deployment's new pods available with the image.
+"""Verify a rollout against the cluster: the Deployment's new pods available with the image,
+then, given a model name, the Service answering the Open Inference Protocol for that model.
 
 ``classify`` judges one look at the cluster (the API's JSON for the Deployment and its pods);
-``wait`` polls until the rollout is complete, has failed, or the deadline passes. A look that
-fails (an API error, a hang, no answer) counts as "still progressing", so verification
-retries until the deadline and never ends in a traceback; at the deadline the rollout has
-failed and is reverted. Only ``kubernetes_reader`` needs the Kubernetes Python client, which
-the action installs (in its own environment) when verification is switched on.
+``classify_service`` judges one round of v2 requests to the Service, sent through the
+Kubernetes API's service proxy (so no ingress is needed), which this project's server and
+Triton answer alike. ``poll`` repeats a look until it is complete, has failed, or the
+deadline passes. A look that fails (an API error, a hang, no answer) counts as "still
+progressing", so verification retries until the deadline and never ends in a traceback; at
+the deadline the rollout has failed and is reverted. Only the readers need the Kubernetes
+Python client, which the action installs (in its own environment) when verification is on.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -123,14 +127,59 @@ def wait(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Observation:
-    """Poll until the rollout completes or fails; still progressing at the deadline is a failure.
+    """Poll the Deployment until the rollout of ``image`` completes or fails."""
+    return poll(
+        lambda left: classify(read(left), image), deadline_seconds, interval_seconds, clock, sleep
+    )
 
-    ``read`` gets the seconds left, so no single look at the cluster outlives the deadline.
+
+@dataclass(frozen=True)
+class ServiceAnswers:
+    """One round of Open Inference Protocol requests to the Service: status codes, metadata."""
+
+    server_ready: int = 0
+    model_ready: int = 0
+    metadata: Resource | None = None
+    error: str | None = None  # the round itself failed (API error, timeout)
+
+
+def classify_service(answers: ServiceAnswers, name: str, model_sha256: str) -> Observation:
+    """Judge one round of v2 requests for model ``name``, expected to be ``model_sha256``.
+
+    A server that reports its model's hash (this project's does, in the metadata's
+    ``parameters``) must report the one rolled out; one that does not (Triton) is judged by
+    its readiness alone.
+    """
+    if answers.error is not None:
+        return Observation("progressing", f"the Service did not answer: {answers.error}")
+    if answers.server_ready != 200:
+        return Observation("progressing", f"/v2/health/ready answered {answers.server_ready}")
+    if answers.model_ready != 200:
+        return Observation("progressing", f"/v2/models/{name}/ready answered {answers.model_ready}")
+    served = ((answers.metadata or {}).get("parameters") or {}).get("model_sha256")
+    if served and model_sha256 and served != model_sha256:
+        return Observation(
+            "progressing", f"the Service serves model {served[:12]}, not {model_sha256[:12]}"
+        )
+    which = f"model {served[:12]}" if served else "a server that reports no model hash"
+    return Observation("complete", f"the Service answers v2 requests for {name!r} ({which})")
+
+
+def poll(
+    look: Callable[[float], Observation],
+    deadline_seconds: float,
+    interval_seconds: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Observation:
+    """Look until complete or failed; still progressing at the deadline is a failure.
+
+    ``look`` gets the seconds left, so no single look at the cluster outlives the deadline.
     """
     started = clock()
     while True:
         left = deadline_seconds - (clock() - started)
-        observation = classify(read(max(left, 0.1)), image)
+        observation = look(max(left, 0.1))
         if observation.state != "progressing":
             return observation
         if clock() - started >= deadline_seconds:
@@ -143,17 +192,26 @@ def wait(
 REQUEST_SECONDS = 10.0  # the longest one API call may take; a silent server counts as an error
 
 
-def kubernetes_reader(kubeconfig: Path, namespace: str, name: str) -> Callable[[float], Snapshot]:
-    """Look at the Deployment and its pods through the Kubernetes API with ``kubeconfig``."""
+def _api_client(kubeconfig: Path) -> Any:
+    """A Kubernetes API client configured by ``kubeconfig``."""
     from kubernetes import client, config  # installed by the action only when verifying
-    from urllib3.exceptions import HTTPError
 
     configuration = client.Configuration()
     config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
     # No retries inside the client: urllib3's would multiply every timeout past the deadline;
-    # ``wait`` retries, within it.
+    # ``poll`` retries, within it.
     configuration.retries = False
-    serializer = client.ApiClient(configuration)
+    # The service proxy's path is one parameter holding slashes: keep them as slashes.
+    configuration.safe_chars_for_path_param = "/"
+    return client.ApiClient(configuration)
+
+
+def kubernetes_reader(kubeconfig: Path, namespace: str, name: str) -> Callable[[float], Snapshot]:
+    """Look at the Deployment and its pods through the Kubernetes API with ``kubeconfig``."""
+    from kubernetes import client
+    from urllib3.exceptions import HTTPError
+
+    serializer = _api_client(kubeconfig)
     apps, core = client.AppsV1Api(serializer), client.CoreV1Api(serializer)
 
     def read(seconds_left: float) -> Snapshot:
@@ -175,5 +233,40 @@ def kubernetes_reader(kubeconfig: Path, namespace: str, name: str) -> Callable[[
             return Snapshot(None, error=f"HTTP {error.status} {error.reason}")
         except (HTTPError, OSError) as error:  # timeouts, refused or reset connections
             return Snapshot(None, error=f"{type(error).__name__}: {error}")
+
+    return read
+
+
+def service_reader(
+    kubeconfig: Path, namespace: str, service: str, name: str
+) -> Callable[[float], ServiceAnswers]:
+    """Ask the Service's ``http`` port, through the API server's proxy, for the v2 probes and
+    the metadata of model ``name``."""
+
+    from kubernetes import client
+    from urllib3.exceptions import HTTPError
+
+    core = client.CoreV1Api(_api_client(kubeconfig))
+
+    def get(path: str, timeout: float) -> tuple[int, bytes]:
+        try:
+            answer = core.connect_get_namespaced_service_proxy_with_path(
+                f"{service}:http", namespace, path, _request_timeout=timeout,
+                _preload_content=False,
+            )  # fmt: skip
+            return answer.status, answer.data
+        except client.ApiException as error:
+            return error.status, b""
+
+    def read(seconds_left: float) -> ServiceAnswers:
+        timeout = min(REQUEST_SECONDS, seconds_left)
+        try:
+            server = get("v2/health/ready", timeout)[0]
+            model = get(f"v2/models/{name}/ready", timeout)[0]
+            status, body = get(f"v2/models/{name}", timeout)
+            metadata = json.loads(body) if status == 200 else None
+        except (HTTPError, OSError, ValueError) as error:  # timeouts, resets, a garbled answer
+            return ServiceAnswers(error=f"{type(error).__name__}: {error}")
+        return ServiceAnswers(server, model, metadata)
 
     return read

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from gitops_mlops import inputs, workflow
 from gitops_mlops.github import GitHub
 from gitops_mlops.gitops import GitError, commit_paths, git, push_with_retry, revert
 from gitops_mlops.overlay import OverlayError, set_image
-from gitops_mlops.verify import kubernetes_reader, wait
+from gitops_mlops.verify import classify_service, kubernetes_reader, poll, service_reader, wait
 
 Apply = Callable[[], str | None]
 
@@ -42,6 +43,8 @@ class Inputs:
     kubeconfig: str
     namespace: str
     deployment: str
+    service: str
+    model_name: str
     timeout_seconds: float
     poll_seconds: float
     github_token: str
@@ -95,12 +98,21 @@ def verify_or_revert(given: Inputs, sha: str, branch: str, path: Path) -> int:
     kubeconfig.write_text(given.kubeconfig, encoding="utf-8")
     kubeconfig.chmod(0o600)
     namespace = given.namespace or namespace_of(path)
+    started = time.monotonic()
     observation = wait(
         kubernetes_reader(kubeconfig, namespace, given.deployment),
         f"{image}@{digest}",
         given.timeout_seconds,
         given.poll_seconds,
     )
+    if observation.state == "complete" and given.model_name:
+        workflow.notice(f"Deployment rolled out: {observation.reason}")
+        ask = service_reader(kubeconfig, namespace, given.service, given.model_name)
+        observation = poll(
+            lambda left: classify_service(ask(left), given.model_name, given.model_version),
+            given.timeout_seconds - (time.monotonic() - started),
+            given.poll_seconds,
+        )
     workflow.set_output("verification", observation.state)
     if observation.state == "complete":
         workflow.notice(f"rollout verified: {observation.reason}")
