@@ -50,9 +50,10 @@ class Prediction:
     def to_json(self, classes: Sequence[int]) -> list[dict[str, Any]]:
         """The API's form: one ``{"label", "probabilities": {class: p}}`` per row."""
         names = [str(cls) for cls in classes]
+        # tolist() converts every element in C, to the same Python ints and floats one by one.
         return [
-            {"label": int(label), "probabilities": dict(zip(names, map(float, row), strict=True))}
-            for label, row in zip(self.labels, self.probabilities, strict=True)
+            {"label": label, "probabilities": dict(zip(names, row, strict=True))}
+            for label, row in zip(self.labels.tolist(), self.probabilities.tolist(), strict=True)
         ]
 
 
