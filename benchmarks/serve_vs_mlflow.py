@@ -9,7 +9,9 @@ load generator (wrk, one thread, so the server keeps the other core):
 - a BentoML 1.4 service (benchmarks/bentoml_service.py, from .venv/bench);
 - a real Triton 2.51 (nvidia-pytriton's bundle, from .venv/interop) serving the exported
   model repository through its python backend, JSON and binary tensors;
-- an empty ASGI app on the generated server's HTTP stack: the ceiling of any Python app here.
+- an empty ASGI app on the generated server's HTTP stack: the ceiling of any Python app here;
+- the same app and the empty app under granian, an HTTP server written in Rust, to see whether
+  it would raise that ceiling (benchmarks/granian_app.py).
 Single-row requests by default, or batches of ``--rows`` rows (then rows/s too, beside
 onnxruntime called in-process with no HTTP at all). Each load runs ``--repeats`` times; the
 table shows medians and the spread (lowest to highest).
@@ -281,6 +283,12 @@ def contenders(
         command += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
         return [*command, "--app-dir", str(folder), app]
 
+    def granian(key: str, folder: Path, app: str) -> list[str]:
+        """The command of an ASGI app under granian: one worker, one runtime thread."""
+        command = [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port[key])]
+        command += ["--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--no-ws"]
+        return [*command, "--log-level", "warning", "--working-dir", str(folder), app]
+
     ours = json.dumps({"rows": rows}).encode()
     columns = {key: [row[key] for row in rows] for key in rows[0]}
     infer = f"/v2/models/{name}/infer"
@@ -325,11 +333,21 @@ def contenders(
             port["empty"], uvicorn("empty", scratch, "empty_app:app"), "/",
             [Load("empty", "empty ASGI app (ceiling)", "/", ours)],
         ),
+        "granian": Server(
+            port["granian"], granian("granian", HERE, "granian_app:app"), "/ready",
+            [Load("granian-predict", "this project on granian, /predict", "/predict", ours),
+             Load("granian-v2-json", "this project on granian, v2 JSON", infer,
+                  json_tensors(columns))],
+        ),
+        "empty-granian": Server(
+            port["empty-granian"], granian("empty-granian", scratch, "empty_app:app"), "/",
+            [Load("empty-granian", "empty ASGI app on granian", "/", ours)],
+        ),
     }  # fmt: skip
     return [servers[key] for key in chosen]
 
 
-CONTENDERS = ("ours", "fastapi", "bentoml", "triton", "mlflow", "empty")
+CONTENDERS = ("ours", "fastapi", "bentoml", "triton", "mlflow", "empty", "granian", "empty-granian")
 
 
 def main() -> int:
@@ -425,6 +443,10 @@ def report(
     ratios["v2_binary_vs_predict"] = medians["ours-v2-binary"] / ours
     if "empty" in medians:
         ratios["predict_vs_empty_app"] = ours / medians["empty"]
+    if "granian-predict" in medians:
+        ratios["granian_vs_uvicorn_predict"] = medians["granian-predict"] / ours
+    if "empty-granian" in medians and "empty" in medians:
+        ratios["granian_vs_uvicorn_empty_app"] = medians["empty-granian"] / medians["empty"]
     summary = {
         **ratios,
         "throughput_vs_mlflow": ratios["predict_vs_mlflow"],
@@ -436,7 +458,7 @@ def report(
         "ready_seconds_median": statistics.median(starts),
         "ready_seconds_max": max(starts),
     }
-    print("\nthis project's /predict against each contender (ratio of median req/s):")
+    print("\nratios of median req/s (predict_vs_X: this project's /predict over X):")
     for key, ratio in ratios.items():
         print(f"  {key:<26} {ratio:6.2f}x")
     print(
