@@ -191,7 +191,10 @@ def test_the_triton_component_serves_the_overlays_model_with_triton(
     assert copier["env"] == [{"name": "TRITON_INSTANCE_KIND", "value": "KIND_CPU"}]
     assert server["image"] == TRITON_IMAGE
     assert server["command"] == ["tritonserver"]
-    assert {"--model-repository=/models", "--http-port=8080"} <= set(server["args"])
+    assert server["args"] == [
+        "--model-repository=/models", "--model-control-mode=none", "--strict-readiness=true",
+        "--exit-on-error=true", "--http-port=8080", "--grpc-port=8001", "--metrics-port=8002",
+    ]  # fmt: skip
     assert server["env"] == []  # the project server's settings are gone
     assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
