@@ -441,6 +441,10 @@ def report(
     }
     ratios["v2_json_vs_predict"] = medians["ours-v2-json"] / ours
     ratios["v2_binary_vs_predict"] = medians["ours-v2-binary"] / ours
+    for route in ("v2-json", "v2-binary"):  # the batch route: columns, not per-row objects
+        ratios[f"{route.replace('-', '_')}_vs_mlflow"] = (
+            medians[f"ours-{route}"] / medians["mlflow"]
+        )
     if "empty" in medians:
         ratios["predict_vs_empty_app"] = ours / medians["empty"]
     if "granian-predict" in medians:

@@ -51,6 +51,10 @@ deploy/k8s/base/kustomization.yaml
 deploy/k8s/base/networkpolicy.yaml
 deploy/k8s/base/pdb.yaml
 deploy/k8s/base/service.yaml
+deploy/k8s/components/triton-gpu/deployment.yaml
+deploy/k8s/components/triton-gpu/kustomization.yaml
+deploy/k8s/components/triton/deployment.yaml
+deploy/k8s/components/triton/kustomization.yaml
 deploy/k8s/overlays/production/kustomization.yaml
 deploy/k8s/overlays/staging/kustomization.yaml
 dvc.yaml
