@@ -39,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 TEXT = b"text/plain"  # an empty health answer
 OCTETS = b"application/octet-stream"  # a v2 response with binary tensor data
+HEADERS_KEY = "app.headers"  # where the request's scope keeps its headers as a dict
 T = TypeVar("T")
 Headers = list[tuple[bytes, bytes]]
 Response = tuple[int, bytes, bytes, Headers]  # status, body, content type, extra headers
@@ -230,7 +231,7 @@ class ServingApp:
         if self.model is None:
             raise HTTPError(503, "model not loaded yet; see /v2/health/ready")
         if route.endswith("/infer"):
-            if b"content-encoding" in dict(scope["headers"]):
+            if b"content-encoding" in _headers(scope):
                 raise HTTPError(415, "compressed request bodies are not accepted; send them plain")
             body, header_length = await self._predict(scope, receive, self._infer)
             headers = (
@@ -255,9 +256,8 @@ class ServingApp:
         }
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        headers = dict(scope["headers"])
         limit = self.body_limit
-        declared = headers.get(b"content-length")
+        declared = _headers(scope).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPError(413, f"request body larger than {limit} bytes")
         seconds = self.settings.body_timeout_seconds
@@ -332,7 +332,7 @@ class ServingApp:
 
     async def _infer(self, batcher: Batcher, body: bytes, scope: Scope) -> tuple[bytes, int | None]:
         started = time.perf_counter()
-        header_length = dict(scope["headers"]).get(v2.HEADER_LENGTH)
+        header_length = _headers(scope).get(v2.HEADER_LENGTH)
         assert self._signature is not None  # set with the batcher
         try:
             inference = self._signature.parse(body, header_length, self.settings.max_batch_rows)
@@ -347,8 +347,16 @@ class ServingApp:
         return prediction
 
 
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers as a dict, built once per request (several steps read them)."""
+    headers = scope.get(HEADERS_KEY)
+    if headers is None:
+        headers = scope[HEADERS_KEY] = dict(scope["headers"])
+    return headers
+
+
 def _require_json(scope: Scope) -> None:
-    content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+    content_type = _headers(scope).get(b"content-type", b"").split(b";")[0].strip().lower()
     if content_type != JSON:
         raise HTTPError(415, "send the rows as JSON with Content-Type: application/json")
 
