@@ -225,30 +225,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def json_tensors(columns: dict[str, list[Any]]) -> bytes:
-    """An Open Inference Protocol request with one JSON ``[rows, 1]`` tensor per feature."""
-    inputs = [
-        {"name": name, "datatype": "BYTES" if isinstance(values[0], str) else "FP32",
-         "shape": [len(values), 1], "data": values}
-        for name, values in columns.items()
-    ]  # fmt: skip
-    return json.dumps({"inputs": inputs}).encode()
+def json_inputs(tensors: list[dict[str, Any]]) -> bytes:
+    """An Open Inference Protocol request body of JSON ``tensors``."""
+    return json.dumps({"inputs": tensors}).encode()
 
 
-def binary_tensors(columns: dict[str, list[Any]]) -> tuple[bytes, dict[str, str]]:
-    """The same request with the binary tensor data extension, both ways, and its headers."""
+def binary_tensors(tensors: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+    """JSON ``tensors`` sent with the binary tensor data extension, both ways, and the headers."""
     inputs, blobs = [], []
-    for name, values in columns.items():
-        if isinstance(values[0], str):
+    for tensor in tensors:
+        values = tensor["data"]
+        if tensor["datatype"] == "BYTES":
             encoded = [value.encode() for value in values]
             blob = b"".join(struct.pack("<I", len(value)) + value for value in encoded)
         else:
             blob = np.asarray(values, dtype="<f4").tobytes()
         blobs.append(blob)
-        inputs.append(
-            {"name": name, "datatype": "BYTES" if isinstance(values[0], str) else "FP32",
-             "shape": [len(values), 1], "parameters": {"binary_data_size": len(blob)}}
-        )  # fmt: skip
+        described = {key: value for key, value in tensor.items() if key != "data"}
+        inputs.append({**described, "parameters": {"binary_data_size": len(blob)}})
     outputs = [{"name": name, "parameters": {"binary_data": True}} for name in OUTPUTS]
     header = json.dumps({"inputs": inputs, "outputs": outputs}).encode()
     headers = {
@@ -258,11 +252,11 @@ def binary_tensors(columns: dict[str, list[Any]]) -> tuple[bytes, dict[str, str]
     return header + b"".join(blobs), headers
 
 
-def v2_loads(owner: str, label: str, path: str, columns: dict[str, list[Any]]) -> list[Load]:
+def v2_loads(owner: str, label: str, path: str, tensors: list[dict[str, Any]]) -> list[Load]:
     """The JSON and the binary Open Inference Protocol request to one server."""
-    body, headers = binary_tensors(columns)
+    body, headers = binary_tensors(tensors)
     return [
-        Load(f"{owner}-v2-json", f"{label}, v2 JSON", path, json_tensors(columns)),
+        Load(f"{owner}-v2-json", f"{label}, v2 JSON", path, json_inputs(tensors)),
         Load(f"{owner}-v2-binary", f"{label}, v2 binary", path, body, headers),
     ]
 
@@ -290,12 +284,15 @@ def contenders(
         return [*command, "--log-level", "warning", "--working-dir", str(folder), app]
 
     ours = json.dumps({"rows": rows}).encode()
-    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    # The rows as v2 tensors, built by the project's smoke test: the requests its CI sends.
+    tensors = importlib.import_module(f"{package}.smoke").tensors(rows)
     infer = f"/v2/models/{name}/infer"
     # MLflow's ONNX flavour takes one [N, 1] tensor per input; JSON numbers must be floats.
-    tensors = {
-        key: [[value if isinstance(value, str) else float(value)] for value in values]
-        for key, values in columns.items()
+    mlflow_inputs = {
+        tensor["name"]: [
+            [value if isinstance(value, str) else float(value)] for value in tensor["data"]
+        ]
+        for tensor in tensors
     }
     run_id = RUN_ID_FILE.read_text().strip()
     mlflow = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model"]
@@ -308,7 +305,7 @@ def contenders(
         "ours": Server(
             port["ours"], [sys.executable, "-m", f"{package}.serve"], "/ready",
             [Load("ours-predict", "this project, /predict", "/predict", ours),
-             *v2_loads("ours", "this project", infer, columns)],
+             *v2_loads("ours", "this project", infer, tensors)],
             {"SERVE_PORT": str(port["ours"])},
         ),
         "fastapi": Server(
@@ -322,12 +319,12 @@ def contenders(
         ),
         "triton": Server(
             port["triton"], triton, f"/v2/models/{name}/ready",
-            v2_loads("triton", "Triton 2.51 (pytriton)", infer, columns),
+            v2_loads("triton", "Triton 2.51 (pytriton)", infer, tensors),
         ),
         "mlflow": Server(
             port["mlflow"], mlflow, "/ping",
             [Load("mlflow", "mlflow models serve", "/invocations",
-                  json.dumps({"inputs": tensors}).encode())],
+                  json.dumps({"inputs": mlflow_inputs}).encode())],
         ),
         "empty": Server(
             port["empty"], uvicorn("empty", scratch, "empty_app:app"), "/",
@@ -337,7 +334,7 @@ def contenders(
             port["granian"], granian("granian", HERE, "granian_app:app"), "/ready",
             [Load("granian-predict", "this project on granian, /predict", "/predict", ours),
              Load("granian-v2-json", "this project on granian, v2 JSON", infer,
-                  json_tensors(columns))],
+                  json_inputs(tensors))],
         ),
         "empty-granian": Server(
             port["empty-granian"], granian("empty-granian", scratch, "empty_app:app"), "/",
