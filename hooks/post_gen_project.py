@@ -18,6 +18,8 @@ RUN_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
 
 # Frameworks that train neural networks share src/<package>/networks.py.
 NETWORK_FRAMEWORKS = ("pytorch", "tensorflow")
+# Extra requirements every project keeps, whatever its framework: Ray for the tune stage.
+SHARED_EXTRAS = ("tune",)
 
 
 def remove_framework_files(package: str, framework: str) -> None:
@@ -26,7 +28,7 @@ def remove_framework_files(package: str, framework: str) -> None:
         if module.stem not in ("__init__", framework):
             module.unlink()
     for extra in Path("requirements").glob("*.txt"):
-        if extra.stem != framework:
+        if extra.stem not in (framework, *SHARED_EXTRAS):
             extra.unlink()
     if framework not in NETWORK_FRAMEWORKS:
         Path("src", package, "networks.py").unlink()

@@ -23,7 +23,7 @@ from .matrix import SUPPORTED
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")  # ${{ ... }} in workflows is not Jinja
 RUFF = str(Path(sys.executable).parent / "ruff")
-STAGES = ["ingest", "prepare", "train", "evaluate", "export", "validate"]
+STAGES = ["ingest", "prepare", "tune", "train", "evaluate", "export", "validate"]
 # The generated tree, with PACKAGE standing for the package folder.
 EXPECTED_TREE = """
 .cruft.json
@@ -64,6 +64,7 @@ params.yaml
 pyproject.toml
 requirements/dev.lock
 requirements/serve.lock
+requirements/tune.txt
 src/PACKAGE/__init__.py
 src/PACKAGE/baseline.py
 src/PACKAGE/cli.py
@@ -96,9 +97,11 @@ src/PACKAGE/stages/export.py
 src/PACKAGE/stages/ingest.py
 src/PACKAGE/stages/prepare.py
 src/PACKAGE/stages/train.py
+src/PACKAGE/stages/tune.py
 src/PACKAGE/stages/validate.py
 src/PACKAGE/tabular.py
 src/PACKAGE/tracking.py
+src/PACKAGE/tuning.py
 src/PACKAGE/verdict.py
 tests/__init__.py
 tests/conftest.py
@@ -111,6 +114,7 @@ tests/test_model_repository.py
 tests/test_open_inference.py
 tests/test_serve.py
 tests/test_serve_properties.py
+tests/test_tuning.py
 tests/test_validate.py
 """
 
@@ -174,7 +178,7 @@ def test_pyproject_means_what_the_answers_say(baked: Path) -> None:
     assert project["authors"] == [{"name": given["author_name"], "email": given["author_email"]}]
     assert project["requires-python"] == f">={given['python_version']}"
     assert project["scripts"] == {given["project"]: f"{given['package']}.cli:app"}
-    assert set(project["optional-dependencies"]) == {"serve", "train", "dev"}
+    assert set(project["optional-dependencies"]) == {"serve", "train", "tune", "dev"}
     assert tool["ruff"]["target-version"] == "py" + given["python_version"].replace(".", "")
 
 
@@ -186,7 +190,7 @@ def test_serving_dependencies_exclude_training_libraries(baked: Path) -> None:
     assert "onnxruntime" in names
 
 
-def test_dvc_pipeline_chains_the_six_stages(baked: Path) -> None:
+def test_dvc_pipeline_chains_the_stages(baked: Path) -> None:
     given = answers(baked)
     stages = yaml.safe_load((baked / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((baked / "params.yaml").read_text())
@@ -304,7 +308,7 @@ def run_project_tests(project: Path, *args: str) -> subprocess.CompletedProcess[
     )
 
 
-DEPENDENCY_TESTS = 12  # 6 closures + 5 data-contract deps + 1 stage order
+DEPENDENCY_TESTS = 14  # 7 closures + 6 data-contract deps + 1 stage order
 
 
 def test_dvc_dependencies_are_the_import_closure(baked: Path) -> None:
@@ -331,7 +335,7 @@ def test_the_closure_check_fails_when_dvc_yaml_misses_a_module(
     assert result.returncode == 1
     assert f"dvc.yaml: stage {stage} misses these deps" in result.stdout
     assert f"'{line}'" in result.stdout
-    assert "1 failed, 11 passed" in result.stdout
+    assert "1 failed, 13 passed" in result.stdout
 
 
 def test_every_choice_is_baked_by_some_supported_combination() -> None:

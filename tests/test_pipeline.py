@@ -20,7 +20,7 @@ from .baking import DEFAULT_PROJECT_TESTS, Project, fresh, install
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["ingest", "prepare", "train", "evaluate", "export", "validate"]
+STAGES = ["ingest", "prepare", "tune", "train", "evaluate", "export", "validate"]
 OUTPUTS = ["data/raw", "data/prepared", "models", "logs", "metrics", "plots", "reports"]
 FRAMEWORKS = ["default", "pytorch", "tensorflow"]  # combination ids: each framework once
 CURVES = """
@@ -86,7 +86,7 @@ def commit(project: Project, message: str) -> None:
     project.run("git", "commit", "-qm", message)
 
 
-def test_repro_runs_six_stages_and_is_reproducible(each_framework: Project) -> None:
+def test_repro_runs_every_stage_and_is_reproducible(each_framework: Project) -> None:
     project = each_framework
     first = project.dvc("repro")
     assert ran(first.stdout) == STAGES
@@ -137,7 +137,7 @@ def test_editing_the_schema_retrains_reexports_and_revalidates(project: Project)
     assert "categories: [employed, self_employed, unemployed, retired]" in schema
     schema_file.write_text(schema.replace("retired]", "retired, student]"))
     again = project.dvc("repro")
-    assert ran(again.stdout) == ["prepare", "train", "evaluate", "export", "validate"]
+    assert ran(again.stdout) == ["prepare", "tune", "train", "evaluate", "export", "validate"]
     metadata = json.loads((project.root / "models/serving/metadata.json").read_text())
     assert "student" in metadata["schema"]["columns"]["employment"]["categories"]
     served = json.loads(project.cli("smoke", "--json").stdout)

@@ -35,6 +35,7 @@ from {{ cookiecutter.package }}.stages import (
     ingest,
     prepare,
     train,
+    tune,
 )
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def paths(tmp_path_factory: pytest.TempPathFactory, params: Params) -> Paths:
     )
     shutil.copy(PROJECT / Paths.params, root)
     paths = Paths().at(root)
-    for stage in (ingest, prepare, train, evaluate, export):
+    for stage in (ingest, prepare, tune, train, evaluate, export):
         assert stage.__name__.rpartition(".")[2] in STAGES
         stage.run(params, paths)
     return paths

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from .files import atomic_path
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -36,6 +45,66 @@ class PrepareParams(_Strict):
     """How the validated data is split."""
 
     test_size: float = Field(gt=0, lt=1)
+
+
+class Distribution(_Strict):
+    """Where ``tune`` samples one hyper-parameter: exactly one of these keys.
+
+    ``uniform`` and ``loguniform`` take ``[low, high]``; ``randint`` takes ``[low, high)``
+    (integers, high excluded, as Ray does); ``choice`` takes the values to pick from.
+    """
+
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = None
+    choice: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _sampleable(self) -> Distribution:
+        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of uniform, loguniform, randint or choice")
+        if self.kind != "choice":
+            low, high = self.values
+            if not low < high:
+                raise ValueError(f"{self.kind}: the low bound {low} must be below the high {high}")
+            if self.kind == "loguniform" and low <= 0:
+                raise ValueError(f"loguniform: the bounds must be positive, not {low}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``uniform``, ``loguniform``, ``randint`` or ``choice``."""
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+    @property
+    def values(self) -> list[Any]:
+        """The bounds, or the choices."""
+        return list(getattr(self, self.kind))
+
+
+class TuneParams(_Strict):
+    """Whether and how ``tune`` searches the ``train`` section with Ray Tune."""
+
+    enabled: bool = False
+    trials: PositiveInt = 8
+    # Scored on a stratified validation share of the training split (the test split stays
+    # unseen until evaluate); log_loss is minimized, every other metric maximized.
+    metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"] = "roc_auc"
+    validation_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+    concurrency: PositiveInt = 2  # trials at once, one CPU each
+    # asha stops unpromising trials between epochs (on the validation loss; networks only).
+    scheduler: Literal["fifo", "asha"] = "fifo"
+    grace_period: PositiveInt = 5  # asha: epochs every trial trains before it may be stopped
+    # A Ray cluster (ray://<head>:10001); null: RAY_ADDRESS if set, else a local Ray.
+    address: str | None = None
+    space: dict[str, Distribution] = {}
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> TuneParams:
+        if self.enabled and not self.space:
+            raise ValueError("enabled with an empty space: name the train parameters to search")
+        return self
 
 
 class Bound(_Strict):
@@ -82,6 +151,7 @@ class Params(_Strict):
     ingest: IngestParams
     prepare: PrepareParams
     train: dict[str, Any]
+    tune: TuneParams = TuneParams()  # off unless params.yaml switches it on
     validate_: ValidateParams = Field(alias="validate")
 
     @classmethod
@@ -106,6 +176,29 @@ def validated(model: type[Model], data: object, where: str) -> Model:
         raise StageError("\n".join(problems)) from None
 
 
+class Tuned(_Strict):
+    """What ``tune`` found (``models/tuned.yaml``); ``train`` applies ``best`` over its section."""
+
+    enabled: bool
+    metric: str | None = None
+    score: float | None = None  # of the best trial, on the validation share
+    trials: int = 0
+    stopped_early: int = 0
+    best: dict[str, Any] = {}
+
+    @classmethod
+    def load(cls, path: Path) -> Tuned:
+        """Read the file ``tune`` wrote."""
+        return validated(cls, yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+
+    def write(self, path: Path) -> None:
+        """Write atomically, with a header saying where it comes from."""
+        header = "# Written by `tune` (params.yaml: tune); `train` applies `best` over `train`.\n"
+        with atomic_path(path) as temporary:
+            body = yaml.safe_dump(self.model_dump(exclude_none=True), sort_keys=True)
+            temporary.write_text(header + body, encoding="utf-8")
+
+
 @dataclasses.dataclass(frozen=True)
 class Paths:
     """Files the stages exchange, relative to the project root (where DVC runs them).
@@ -119,6 +212,7 @@ class Paths:
     raw: Path = Path("data/raw/dataset.csv")
     train: Path = Path("data/prepared/train.csv")
     test: Path = Path("data/prepared/test.csv")
+    tuned: Path = Path("models/tuned.yaml")  # the best train parameters tune found
     model: Path = Path("models/native")
     logs: Path = Path("logs")
     bundle: Path = Path("models/serving")

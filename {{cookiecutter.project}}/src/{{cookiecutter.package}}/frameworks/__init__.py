@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..schema import Schema
+
+
+# Called with one epoch's metrics, as :meth:`Framework.curves` lists them.
+Progress = Callable[[dict[str, float]], None]
 
 
 class Framework(Protocol):
@@ -35,8 +39,13 @@ class Framework(Protocol):
         schema: Schema,
         params: Any,
         seed: int,
+        progress: Progress | None = None,
     ) -> Any:
-        """Train on the features; the same data, params and seed give the same model."""
+        """Train on the features; the same data, params and seed give the same model.
+
+        Frameworks that train in epochs call ``progress`` after each one with that epoch's
+        entry of :meth:`curves` (Tune's early stopping listens); the others never call it.
+        """
 
     def predict_proba(self, model: Any, features: pd.DataFrame) -> np.ndarray:
         """Class probabilities, columns ordered like ``schema.target.classes``."""

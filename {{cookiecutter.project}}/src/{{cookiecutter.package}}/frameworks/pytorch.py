@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..networks import OPSET, NetworkParams, behind_preprocessing, matrix, training_arrays
 from ..schema import Schema
-from . import quiet
+from . import Progress, quiet
 
 NAME = "pytorch"
 PREPROCESS_FILE = "preprocess.joblib"
@@ -75,7 +75,12 @@ def device(choice: str) -> torch.device:
 
 
 def fit(
-    features: pd.DataFrame, target: pd.Series, schema: Schema, params: Params, seed: int
+    features: pd.DataFrame,
+    target: pd.Series,
+    schema: Schema,
+    params: Params,
+    seed: int,
+    progress: Progress | None = None,
 ) -> Model:
     """Train with early stopping; the same data, params and seed give the same model on CPU."""
     torch.manual_seed(seed)
@@ -112,6 +117,8 @@ def fit(
             {"train_loss": total / len(x_fit), "val_loss": val_loss, "val_accuracy": val_accuracy}
         )
         epochs.set_postfix(curves[-1])
+        if progress:
+            progress(curves[-1])
         if val_loss < best_loss:
             best_loss, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
         else:

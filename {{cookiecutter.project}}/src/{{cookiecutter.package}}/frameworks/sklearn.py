@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from ..schema import Schema
 from ..tabular import convert, preprocessor
+from . import Progress
 
 NAME = "sklearn"
 MODEL_FILE = "model.joblib"
@@ -32,7 +33,12 @@ class Params(BaseModel):
 
 
 def fit(
-    features: pd.DataFrame, target: pd.Series, schema: Schema, params: Params, seed: int
+    features: pd.DataFrame,
+    target: pd.Series,
+    schema: Schema,
+    params: Params,
+    seed: int,
+    progress: Progress | None = None,  # one step, no epochs: never called
 ) -> Pipeline:
     """Fit the pipeline; the same data, params and seed give the same model."""
     preprocess = preprocessor(schema)

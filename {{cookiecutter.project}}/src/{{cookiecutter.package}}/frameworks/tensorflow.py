@@ -30,7 +30,7 @@ from sklearn.compose import ColumnTransformer
 
 from ..networks import OPSET, NetworkParams, behind_preprocessing, matrix, training_arrays
 from ..schema import Schema
-from . import quiet
+from . import Progress, quiet
 
 NAME = "tensorflow"
 PREPROCESS_FILE = "preprocess.joblib"
@@ -76,12 +76,23 @@ def device(choice: str) -> str:
 
 
 def fit(
-    features: pd.DataFrame, target: pd.Series, schema: Schema, params: Params, seed: int
+    features: pd.DataFrame,
+    target: pd.Series,
+    schema: Schema,
+    params: Params,
+    seed: int,
+    progress: Progress | None = None,
 ) -> Model:
     """Train with early stopping; the same data, params and seed give the same model on CPU."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     arrays = training_arrays(features, target, schema, params.validation_fraction, seed)
+    callbacks = [keras.callbacks.EarlyStopping(patience=params.patience, restore_best_weights=True)]
+    if progress:
+        report = progress  # bound for the lambda: mypy cannot narrow inside it
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda _, logs: report(_curve(logs)))
+        )
     with tf.device(device(params.device)):
         model = network(
             arrays.x_fit.shape[1], params.hidden, params.dropout, len(schema.target.classes)
@@ -99,19 +110,22 @@ def fit(
             batch_size=params.batch_size,
             epochs=params.max_epochs,
             validation_data=(arrays.x_val, arrays.y_val),
-            callbacks=[
-                keras.callbacks.EarlyStopping(patience=params.patience, restore_best_weights=True)
-            ],
+            callbacks=callbacks,
             shuffle=True,
             verbose="auto",  # a progress bar on a terminal, one line per epoch elsewhere
         ).history
-    curves = [
-        {"train_loss": loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
-        for loss, val_loss, val_accuracy in zip(
-            history["loss"], history["val_loss"], history["val_accuracy"], strict=True
-        )
-    ]
+    epochs = zip(*history.values(), strict=True)  # Keras keeps one list per metric
+    curves = [_curve(dict(zip(history, values, strict=True))) for values in epochs]
     return Model(arrays.preprocess, model, curves)
+
+
+def _curve(logs: dict[str, float]) -> dict[str, float]:
+    """One epoch of Keras' logs under the names every framework's curves use."""
+    return {
+        "train_loss": float(logs["loss"]),
+        "val_loss": float(logs["val_loss"]),
+        "val_accuracy": float(logs["val_accuracy"]),
+    }
 
 
 def predict_proba(model: Model, features: pd.DataFrame) -> np.ndarray:

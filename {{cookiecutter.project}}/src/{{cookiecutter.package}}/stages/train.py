@@ -1,6 +1,8 @@
 """``train``: fit the model on the training split and start the pipeline's MLflow run.
 
-Per-epoch curves go to MLflow and to ``logs/`` (``make tensorboard`` shows them).
+The parameters are ``params.yaml``'s ``train`` section with what ``tune`` found over it (when
+tuning is on; ``tune`` then started the run, and ``train`` continues it). Per-epoch curves go
+to MLflow and to ``logs/`` (``make tensorboard`` shows them).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 import mlflow
 
 from .. import curves, frameworks
-from ..config import Params, Paths, validated
+from ..config import Params, Paths, Tuned, validated
 from ..data import read_prepared
 from ..files import atomic_dir, sha256
 from ..schema import Schema
@@ -22,7 +24,9 @@ log = logging.getLogger(__name__)
 def run(params: Params, paths: Paths) -> None:
     """Fit, save, and log params, the training data hash and training accuracy."""
     framework = frameworks.load()
-    train_params = validated(framework.Params, params.train, "params.yaml: train")
+    tuned = Tuned.load(paths.tuned)
+    where = "params.yaml: train" + (f" with {paths.tuned}" if tuned.best else "")
+    train_params = validated(framework.Params, {**params.train, **tuned.best}, where)
     schema = Schema.load(paths.schema)
     features, target = read_prepared(paths.train, schema)
     model = framework.fit(features, target, schema, train_params, params.seed)
@@ -30,7 +34,7 @@ def run(params: Params, paths: Paths) -> None:
         framework.save(model, folder)
     predicted = schema.target.labels(framework.predict_proba(model, features))
     accuracy = float((predicted == target.to_numpy()).mean())
-    with pipeline_run(paths, new=True) as active:
+    with pipeline_run(paths, new=not tuned.enabled) as active:
         mlflow.log_params({"seed": params.seed, "test_size": params.prepare.test_size})
         mlflow.log_params(train_params.model_dump())
         mlflow.set_tags({"data.train_sha256": sha256(paths.train), "framework": framework.NAME})
