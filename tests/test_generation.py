@@ -57,6 +57,7 @@ deploy/k8s/components/triton/deployment.yaml
 deploy/k8s/components/triton/kustomization.yaml
 deploy/k8s/overlays/production/kustomization.yaml
 deploy/k8s/overlays/staging/kustomization.yaml
+deploy/ray/raycluster.yaml
 dvc.yaml
 notebooks/README.md
 notebooks/explore.ipynb
@@ -358,3 +359,21 @@ def test_readme_documents_every_question() -> None:
             assert f"`{key}`" in options, key
             for choice in value if isinstance(value, list) else []:
                 assert choice in options, f"{key}: {choice}"
+
+
+def test_make_install_adds_ray_only_when_tuning_is_on(baked_default: Path, tmp_path: Path) -> None:
+    project = fresh(baked_default, tmp_path)
+
+    def planned() -> list[str]:
+        dry_run = ["make", "-n", "install", f"VENV={tmp_path / 'venv'}"]
+        commands = subprocess.run(dry_run, cwd=project, capture_output=True, text=True, check=True)
+        return [line for line in commands.stdout.splitlines() if "requirements/tune.txt" in line]
+
+    assert planned() == []
+    params_file = project / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params["tune"]["enabled"] = True
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    assert planned() == [
+        f"{tmp_path / 'venv'}/bin/python -m pip install --quiet -r requirements/tune.txt"
+    ]

@@ -7,6 +7,7 @@ being skipped).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +219,51 @@ def test_the_gpu_component_asks_for_a_gpu_node_and_moves_the_instances(
     assert pod["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
+
+
+# Fields KubeRay's RayCluster CRD (ray.io/v1) requires of every worker group.
+WORKER_GROUP_FIELDS = {"groupName", "maxReplicas", "minReplicas", "rayStartParams", "template"}
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_ray_cluster_is_what_kuberay_requires_with_restricted_pods(
+    baked: Path, version: str
+) -> None:
+    cluster = yaml.safe_load((baked / "deploy" / "ray" / "raycluster.yaml").read_text())
+    assert (cluster["apiVersion"], cluster["kind"]) == ("ray.io/v1", "RayCluster")
+    spec = cluster["spec"]
+    # Ray Client refuses a cluster of another Ray: the one requirements/tune.txt installs.
+    pinned = (baked / "requirements" / "tune.txt").read_text()
+    assert f"ray[tune]=={spec['rayVersion']}\n" in pinned
+    head = spec["headGroupSpec"]
+    assert isinstance(head["rayStartParams"], dict)
+    workers = spec["workerGroupSpecs"]
+    assert [WORKER_GROUP_FIELDS - set(group) for group in workers] == [set()]
+    for group in workers:
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+    python = answers_of(baked)["python_version"].replace(".", "")
+    pods = [head["template"]["spec"]] + [group["template"]["spec"] for group in workers]
+    for pod in pods:
+        template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "ray"}}
+        kubernetes_validate.validate({**template, "template": {"spec": pod}}, version, strict=True)
+        for container in pod["containers"]:
+            assert container["image"] == f"rayproject/ray:{spec['rayVersion']}-py{python}-cpu"
+            assert container["env"] == [
+                {"name": "RAY_AUTH_MODE", "value": "token"},
+                {
+                    "name": "RAY_AUTH_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": "ray-auth", "key": "token"}},
+                },
+            ]
+        # Restricted, apart from what KubeRay owns: Ray's published tags, and the probes the
+        # operator adds to every Ray container.
+        containers = pod["containers"]
+        owned = [f"{c['name']}: image {c['image']} not pinned by digest" for c in containers]
+        owned += [f"{c['name']}: probes missing" for c in containers]
+        assert pod_problems(pod) == owned
+    client = {port["name"]: port["containerPort"] for port in pods[0]["containers"][0]["ports"]}
+    assert client["client"] == 10001
+
+
+def answers_of(project: Path) -> dict[str, str]:
+    return json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]

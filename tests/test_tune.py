@@ -6,12 +6,16 @@ The refusals that need no Ray are the generated project's own tests (tests/test_
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from .baking import Project, fresh, install
+from .infra import free_port
 from .test_pipeline import STAGES, ran, verdict
 
 # Each search starts its own local Ray (2 CPUs, ~1.5 GB): one at a time, on one worker.
@@ -141,3 +145,49 @@ def test_early_stopping_ends_trailing_network_trials_and_picks_among_the_finishe
     top = max(finished, key=lambda trial: trial["metrics"]["roc_auc"])
     assert top["metrics"]["roc_auc"] == found["score"]
     assert {name: json.loads(value) for name, value in top["params"].items()} == found["best"]
+
+
+@pytest.fixture
+def ray_cluster(tmp_path: Path) -> Iterator[str]:
+    """A Ray head started like a cluster's (``ray start``), reached through Ray Client."""
+    ray = str(Path(sys.executable).parent / "ray")
+    client_port = free_port()
+    started = subprocess.run(
+        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}",
+         f"--ray-client-server-port={client_port}", "--num-cpus=2", "--include-dashboard=false",
+         "--object-store-memory=200000000", "--disable-usage-stats"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        yield f"ray://127.0.0.1:{client_port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, check=False, timeout=120)
+
+
+def test_a_cluster_searches_the_same_samples_with_the_projects_pinned_environment(
+    project: Project, ray_cluster: str
+) -> None:
+    """RAY_ADDRESS sends the search to a cluster: the package is shipped, the training
+    dependencies are installed there at this machine's versions, the result is the local one."""
+    switch_tuning_on(project, trials=2)
+    assert ran(project.dvc("repro", "tune").stdout) == ["ingest", "prepare", "tune"]
+    local = tuned(project)
+    # Token authentication is on for clusters `ray start` makes (~/.ray/auth_token).
+    env = {**project.env, "RAY_ADDRESS": ray_cluster, "RAY_AUTH_MODE": "token"}
+    remote = Project(project.root, env)
+    remote.dvc("repro", "--force", "--single-item", "tune")
+    assert tuned(project) == local
+    assert len(runs(project)["trials"]) == 2
+
+
+def test_a_remote_cluster_cannot_log_to_this_machines_mlflow_file(project: Project) -> None:
+    switch_tuning_on(project, trials=2, address="ray://ray-head.example:10001")
+    failed = project.dvc("repro", check=False)
+    assert ran(failed.stdout)[-1] == "tune"
+    assert [line for line in failed.stderr.splitlines() if line.startswith("ERROR: params")] == [
+        "ERROR: params.yaml: tune.address: the search runs on the cluster at "
+        "ray://ray-head.example:10001, which cannot log to this machine's MLflow store "
+        f"(sqlite:///{(project.root / 'mlflow' / 'mlflow.db').resolve()}): set "
+        "MLFLOW_TRACKING_URI to an MLflow server"
+    ]

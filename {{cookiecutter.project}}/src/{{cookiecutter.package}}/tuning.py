@@ -14,10 +14,14 @@ import os
 import tempfile
 import typing
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
 from . import frameworks
@@ -31,8 +35,16 @@ EPOCHS = "max_epochs"  # the train parameter of frameworks that train in epochs
 # What a trial reports last, on the validation share: the metrics tune.metric may name.
 SCORES = set(typing.get_args(TuneParams.model_fields["metric"].annotation))
 LOSSES = {"log_loss"}  # metrics a search minimizes; it maximizes the others
-# Ray's local defaults on a small machine: one CPU per trial, no dashboard, a small object store.
-LOCAL_RAY = {"num_cpus": 2, "include_dashboard": False, "object_store_memory": 200_000_000}
+PROJECT = "{{ cookiecutter.project }}"  # the distribution whose dependencies a cluster installs
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Ray's local defaults on a small machine: one CPU per trial, no dashboard, a small object store;
+# "local" starts a Ray of its own even when `ray start` left one running on this machine.
+LOCAL_RAY = {
+    "address": "local",
+    "num_cpus": 2,
+    "include_dashboard": False,
+    "object_store_memory": 200_000_000,
+}
 
 
 @dataclass(frozen=True)
@@ -127,13 +139,7 @@ def search(
         ) from None
 
     tracking_uri, experiment, parent = mlflow_parent
-    address = settings.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        # A cluster: ship this package to its workers (the trial imports it).
-        package = Path(__file__).resolve().parent
-        ray.init(address=address, runtime_env={"py_modules": [str(package)]}, log_to_driver=False)
-    else:
-        ray.init(**LOCAL_RAY, log_to_driver=False, logging_level=logging.WARNING)
+    _connect(ray, settings.address or os.environ.get("RAY_ADDRESS"), tracking_uri)
     space = {name: _sampler(tune, distribution) for name, distribution in settings.space.items()}
     trainable = tune.with_parameters(trial, split=split, train=train, seed=seed)
     try:
@@ -173,6 +179,49 @@ def search(
         for number, result in enumerate(ordered)
         if result.metrics.keys() >= SCORES  # the others were stopped early
     ]
+
+
+def _connect(ray: Any, address: str | None, tracking_uri: str) -> None:
+    """Start a local Ray, or connect to the cluster at ``address``.
+
+    Through Ray Client (``ray://``) the search itself runs on the cluster's head, and so does
+    the MLflow logging of its trials: a store that is a file on this machine stays out of its
+    reach unless the cluster runs here too.
+    """
+    if not address:
+        ray.init(**LOCAL_RAY, log_to_driver=False, logging_level=logging.WARNING)
+        return
+    url = urlsplit(address)
+    local_store = urlsplit(tracking_uri).scheme in ("", "file", "sqlite")
+    if url.scheme == "ray" and url.hostname not in LOOPBACK and local_store:
+        raise StageError(
+            f"params.yaml: tune.address: the search runs on the cluster at {address}, which "
+            f"cannot log to this machine's MLflow store ({tracking_uri}): set "
+            "MLFLOW_TRACKING_URI to an MLflow server"
+        )
+    ray.init(address=address, runtime_env=cluster_environment(), log_to_driver=False)
+
+
+def cluster_environment() -> dict[str, Any]:
+    """What a cluster's workers need to run a trial.
+
+    This package, shipped, and its training dependencies at the versions this machine trains
+    with (Ray installs them in a virtualenv on each node).
+    """
+    return {"py_modules": [str(Path(__file__).resolve().parent)], "pip": training_pins()}
+
+
+def training_pins() -> list[str]:
+    """``name==version`` of the project's dependencies and its ``serve`` and ``train`` extras."""
+    pins = set()
+    for spec in metadata.requires(PROJECT) or []:
+        requirement = Requirement(spec)
+        if canonicalize_name(requirement.name) == PROJECT:
+            continue  # the train extra names the serve extra, whose requirements are read here
+        marker = requirement.marker
+        if marker is None or any(marker.evaluate({"extra": e}) for e in ("", "serve", "train")):
+            pins.add(f"{requirement.name}=={metadata.version(requirement.name)}")
+    return sorted(pins)
 
 
 def _scheduler(settings: TuneParams, train: dict[str, Any]) -> Any:
