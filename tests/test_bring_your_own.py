@@ -102,6 +102,9 @@ def test_own_data_and_model_pass_the_pipeline_and_the_untouched_tests(
         "onnx_parity": "passed",
     }
     assert [check["op"] for check in verdict["gates"][0]["checks"]] == [">=", ">=", "<="]
+    card = (project.root / "reports" / "model_card.md").read_text()
+    assert "Not measured: `data/schema.yaml` declares no sensitive feature." in card
+    assert "- Fairness between groups of people was not measured." in card
 
     assert project.assert_own_tests_pass() > 0
     assert {path.name: path.read_bytes() for path in (project.root / "tests").glob("*.py")} == (

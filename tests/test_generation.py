@@ -78,6 +78,7 @@ src/PACKAGE/frameworks/FRAMEWORK.py
 src/PACKAGE/gates.py
 src/PACKAGE/lineage.py
 src/PACKAGE/metrics.py
+src/PACKAGE/model_card.py
 src/PACKAGE/model_repository.py
 src/PACKAGE/report.py
 src/PACKAGE/schema.py

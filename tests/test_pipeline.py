@@ -182,6 +182,47 @@ print(json.dumps({"params": run.data.params, "tags": run.data.tags,
     assert "bad request  -> 422, rows.0.age: Field required" in readable
 
 
+def test_the_model_card_states_what_the_pipeline_recorded(reproduced: Project) -> None:
+    root = reproduced.root
+    card = (root / "reports" / "model_card.md").read_text().splitlines()
+    manifest = json.loads((root / "models/serving/manifest.json").read_text())
+    metrics = json.loads((root / "metrics" / "metrics.json").read_text())
+    fairness = json.loads((root / "metrics" / "fairness.json").read_text())["gender"]
+    train_rows = len((root / "data/prepared/train.csv").read_text().splitlines()) - 1
+    assert card[0] == "# Model card: my-ml-project"
+    assert f"- Model (ONNX, SHA-256): `{manifest['model_sha256']}`" in card
+    assert "- Training parameters (seed 42): `C=1.0`, `max_iter=1000`" in card
+    assert "- Hyper-parameter search: none (`params.yaml: tune` is off)." in card
+    assert (
+        "- Verdict: **passed** thresholds passed; baseline skipped; fairness passed; "
+        "onnx_parity passed"
+    ) in card
+    assert card[card.index("## Data") + 3].startswith(f"- Training split: {train_rows} rows")
+    table = card.index("| metric | value |")
+    assert card[table + 2 : table + 2 + len(metrics)] == [
+        f"| {name} | {value:.4f} |" for name, value in sorted(metrics.items())
+    ]
+    assert (
+        f"`gender`: demographic parity difference "
+        f"{fairness['demographic_parity_difference']:.4f}, equalized odds difference "
+        f"{fairness['equalized_odds_difference']:.4f}."
+    ) in card
+    counts = {
+        line.split(" | ")[0][2:]: line.split(" | ")[1]
+        for line in card
+        if line.startswith(("| female |", "| male |"))
+    }
+    assert counts == {
+        group: f"{values['count']:.4g}" for group, values in fairness["by_group"].items()
+    }
+    # What the pipeline does not do is stated, not left out.
+    assert card[card.index("## Explanations") + 2].startswith("None computed: ")
+    assert card[card.index("## Privacy") + 2].startswith("Trained without differential privacy")
+    assert card[card.index("## Encrypted inference") + 2] == (
+        "Not offered: the server computes on plaintext features."
+    )
+
+
 def test_generated_project_tests_and_lint_pass(each_framework: Project) -> None:
     each_framework.run("make", "lint")
     assert each_framework.assert_own_tests_pass() == DEFAULT_PROJECT_TESTS

@@ -86,6 +86,12 @@ def test_tuning_logs_every_trial_under_the_pipeline_run_and_train_uses_the_best(
     assert parent["metrics"]["tune.best_roc_auc"] == found["score"]
     assert parent["metrics"]["accuracy"] == verdict(project)["metrics"]["accuracy"]
     assert verdict(project)["passed"] is True
+    card = (project.root / "reports" / "model_card.md").read_text()
+    assert (
+        f"- Hyper-parameter search: Ray Tune, 4 trials (0 stopped early), best roc_auc "
+        f"{found['score']} on a validation share of the training split."
+    ) in card
+    assert f"`C={found['best']['C']}`" in card
 
     assert "Data and pipelines are up to date." in project.dvc("repro").stdout
     # The same seed searches the same samples and picks the same best.

@@ -225,6 +225,7 @@ class Paths:
     baseline: Path = Path("baseline")
     verdict: Path = Path("reports/verdict.json")
     report: Path = Path("reports/report.md")
+    model_card: Path = Path("reports/model_card.md")
     mlflow: Path = Path("mlflow")
     dvc_lock: Path = Path("dvc.lock")
 

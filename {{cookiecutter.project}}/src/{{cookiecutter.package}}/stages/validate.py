@@ -1,4 +1,4 @@
-"""``validate``: apply the gates; write the verdict (JSON) and the report (Markdown).
+"""``validate``: apply the gates; write the verdict (JSON), the report and the model card.
 
 The baseline is a DVC dependency (``baseline/``, filled by ``<cli> baseline --ref``), so
 ``dvc repro`` is the one way to run the gates. Exits non-zero when a gate fails.
@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from .. import baseline
-from ..config import Params, Paths, StageError
+from .. import baseline, model_card
+from ..config import Params, Paths, StageError, Tuned
 from ..data import read_prepared
 from ..files import atomic_path, md5, read_json, write_json
 from ..gates import decide
 from ..report import render
 from ..schema import Schema
-from ..serve.bundle import read_manifest
+from ..serve.bundle import METADATA_FILE, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,10 @@ def run(params: Params, paths: Paths) -> None:
     schema = Schema.load(paths.schema)
     features, target = read_prepared(paths.test, schema)
     split = md5(paths.test)
+    fairness = read_json(paths.fairness)
     verdict = decide(
         read_json(paths.metrics),
-        read_json(paths.fairness),
+        fairness,
         read_json(paths.parity),
         params.validate_,
         baseline.load(paths, schema, features, target.to_numpy(), split),
@@ -35,8 +36,24 @@ def run(params: Params, paths: Paths) -> None:
         test_split_md5=split,
     )
     write_json(paths.verdict, verdict.to_json())
-    with atomic_path(paths.report) as temporary:
-        temporary.write_text(render(verdict), encoding="utf-8")
+    tuned = Tuned.load(paths.tuned)
+    facts = model_card.Facts(
+        verdict=verdict,
+        fairness=fairness,
+        schema=schema,
+        framework=read_json(paths.bundle / METADATA_FILE)["framework"],
+        train_params={**params.train, **tuned.best},
+        seed=params.seed,
+        tuned=tuned,
+        source=params.ingest.source.as_posix(),
+        train_rows=len(read_prepared(paths.train, schema)[1]),
+        train_md5=md5(paths.train),
+        test_rows=len(target),
+    )
+    written = {paths.report: render(verdict), paths.model_card: model_card.render(facts)}
+    for path, text in written.items():
+        with atomic_path(path) as temporary:
+            temporary.write_text(text, encoding="utf-8")
     for gate in verdict.gates:
         log.info("gate %-12s %-14s %s", gate.name, gate.status, gate.detail)
     if verdict.failed:

@@ -1,0 +1,154 @@
+"""The model card, ``reports/model_card.md``: what the model is and where it falls short.
+
+``validate`` writes it from facts the pipeline has already recorded (the verdict, the test
+metrics, the per-group fairness metrics, the data contract, the parameters, the bundle), so
+no line of it is typed by hand and it changes exactly when they do. What the pipeline does
+not do is said, not left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from .config import Tuned
+from .schema import CategoryColumn, NumericColumn, Schema
+from .verdict import Verdict
+
+PROJECT = "{{ cookiecutter.project }}"
+GROUP_METRICS = ("count", "accuracy", "selection_rate", "true_positive_rate", "false_positive_rate")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the card is written from."""
+
+    verdict: Verdict
+    fairness: dict[str, Any]  # metrics/fairness.json
+    schema: Schema
+    framework: str
+    train_params: dict[str, Any]
+    seed: int
+    tuned: Tuned
+    source: str  # where ingest read the data
+    train_rows: int
+    train_md5: str
+    test_rows: int
+
+
+def render(facts: Facts) -> str:
+    """The card as Markdown."""
+    verdict = facts.verdict
+    lines = [
+        f"# Model card: {PROJECT}",
+        "",
+        metadata.metadata(PROJECT)["Summary"],
+        "",
+        "## Model",
+        "",
+        f"- Framework: {facts.framework}, exported to ONNX; served by onnxruntime.",
+        f"- Model (ONNX, SHA-256): `{verdict.model_sha256}`",
+        f"- Training parameters (seed {facts.seed}): "
+        + ", ".join(f"`{name}={value}`" for name, value in sorted(facts.train_params.items())),
+        f"- Hyper-parameter search: {_tuning(facts.tuned)}",
+        f"- Verdict: **{'passed' if verdict.passed else 'rejected'}** "
+        + "; ".join(f"{gate.name} {gate.status.replace('_', ' ')}" for gate in verdict.gates),
+        "",
+        "## Data",
+        "",
+        f"- Source: `{facts.source}`",
+        f"- Training split: {facts.train_rows} rows (MD5 `{facts.train_md5}`); test split: "
+        f"{facts.test_rows} rows (MD5 `{verdict.test_split_md5}`).",
+        f"- Target: `{facts.schema.target.name}`, classes "
+        + ", ".join(map(str, facts.schema.target.classes)),
+        "",
+        "| feature | type | values the model was trained for (the server refuses others) |",
+        "| --- | --- | --- |",
+        *(
+            f"| {name} | {column.type} | {_values(column)} |"
+            for name, column in facts.schema.columns.items()
+            if name != facts.schema.target.name
+        ),
+        "",
+        f"## Performance on the test split ({facts.test_rows} rows)",
+        "",
+        "| metric | value |",
+        "| --- | ---: |",
+        *(f"| {name} | {value:.4f} |" for name, value in sorted(verdict.metrics.items())),
+        "",
+        "## Fairness",
+        "",
+        *_fairness(facts),
+        "",
+        "## Explanations",
+        "",
+        "None computed: the pipeline has no explanation stage, so no feature importances are "
+        "reported.",
+        "",
+        "## Privacy",
+        "",
+        "Trained without differential privacy: no privacy budget was spent, and the model and "
+        "the statistics in this card come from the raw data.",
+        "",
+        "## Encrypted inference",
+        "",
+        "Not offered: the server computes on plaintext features.",
+        "",
+        "## Limitations",
+        "",
+        f"- Judged on one test split of {facts.test_rows} rows from the same source as the "
+        "training data: how it performs on other populations or later data is not measured.",
+        "- Trained for the values in the table above; the server refuses requests outside them.",
+        *_fairness_limits(facts.schema),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _tuning(tuned: Tuned) -> str:
+    if not tuned.enabled:
+        return "none (`params.yaml: tune` is off)."
+    return (
+        f"Ray Tune, {tuned.trials} trials ({tuned.stopped_early} stopped early), best "
+        f"{tuned.metric} {tuned.score} on a validation share of the training split."
+    )
+
+
+def _values(column: NumericColumn | CategoryColumn) -> str:
+    if isinstance(column, CategoryColumn):
+        return ", ".join(column.categories)
+    low = "-inf" if column.min is None else f"{column.min:g}"
+    high = "inf" if column.max is None else f"{column.max:g}"
+    return f"{low} to {high}"
+
+
+def _fairness(facts: Facts) -> list[str]:
+    if not facts.schema.sensitive:
+        return ["Not measured: `data/schema.yaml` declares no sensitive feature."]
+    lines: list[str] = []
+    for feature in facts.schema.sensitive:
+        measured = facts.fairness[feature]
+        lines += [
+            f"`{feature}`: demographic parity difference "
+            f"{measured['demographic_parity_difference']:.4f}, equalized odds difference "
+            f"{measured['equalized_odds_difference']:.4f}.",
+            "",
+            "| group | " + " | ".join(name.replace("_", " ") for name in GROUP_METRICS) + " |",
+            "| --- |" + " ---: |" * len(GROUP_METRICS),
+            *(
+                f"| {group} | " + " | ".join(f"{values[name]:.4g}" for name in GROUP_METRICS) + " |"
+                for group, values in sorted(measured["by_group"].items())
+            ),
+            "",
+        ]
+    return lines[:-1]
+
+
+def _fairness_limits(schema: Schema) -> list[str]:
+    if not schema.sensitive:
+        return ["- Fairness between groups of people was not measured."]
+    return [
+        "- Fairness is measured for the declared sensitive features only ("
+        + ", ".join(schema.sensitive)
+        + "), by demographic parity and equalized odds between their groups."
+    ]
