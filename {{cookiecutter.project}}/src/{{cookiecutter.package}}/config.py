@@ -26,6 +26,9 @@ from .files import atomic_path
 
 Model = TypeVar("Model", bound=BaseModel)
 
+# The installed distribution: its metadata and dependencies.
+PROJECT = "{{ cookiecutter.project }}"
+
 
 class StageError(RuntimeError):
     """A stage cannot go on; the message says what is wrong and where, in one line or a list."""

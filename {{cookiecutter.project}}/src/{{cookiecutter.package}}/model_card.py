@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from .config import Tuned
+from .config import PROJECT, Tuned
 from .schema import CategoryColumn, NumericColumn, Schema
 from .verdict import Verdict
 
-PROJECT = "{{ cookiecutter.project }}"
 GROUP_METRICS = ("count", "accuracy", "selection_rate", "true_positive_rate", "false_positive_rate")
 
 

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
 from . import frameworks
-from .config import Distribution, StageError, TuneParams, validated
+from .config import PROJECT, Distribution, StageError, TuneParams, validated
 from .metrics import classification_metrics
 from .schema import Schema
 
@@ -35,7 +35,6 @@ EPOCHS = "max_epochs"  # the train parameter of frameworks that train in epochs
 # What a trial reports last, on the validation share: the metrics tune.metric may name.
 SCORES = set(typing.get_args(TuneParams.model_fields["metric"].annotation))
 LOSSES = {"log_loss"}  # metrics a search minimizes; it maximizes the others
-PROJECT = "{{ cookiecutter.project }}"  # the distribution whose dependencies a cluster installs
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Ray's local defaults on a small machine: one CPU per trial, no dashboard, a small object store;
 # "local" starts a Ray of its own even when `ray start` left one running on this machine.
