@@ -24,7 +24,7 @@ import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.baking import Project, bake, install
+from tests.baking import Project, bake, install, switch_tuning_on
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -39,10 +39,7 @@ def tree_rss(process: psutil.Process) -> int:
 
 
 def search(project: Project, trials: int, scheduler: str) -> dict[str, object]:
-    params_file = project.root / "params.yaml"
-    params = yaml.safe_load(params_file.read_text())
-    params["tune"] |= {"enabled": True, "trials": trials, "scheduler": scheduler}
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    switch_tuning_on(project.root, trials=trials, scheduler=scheduler)
     command = [str(Path(project.env["VIRTUAL_ENV"]) / "bin" / project.root.name), "tune"]
     started = time.monotonic()
     child = subprocess.Popen(command, cwd=project.root, env=project.env)

@@ -63,6 +63,14 @@ def fresh(baked: Path, destination: Path) -> Path:
     return target
 
 
+def switch_tuning_on(root: Path, **settings: object) -> None:
+    """Turn the baked project's tune stage on, with ``settings`` over its ``tune`` section."""
+    params_file = root / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params["tune"] |= {"enabled": True, **settings}
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def bake(output_dir: Path, **answers: str) -> Path:
     """Generate a project with ``answers`` over the defaults; return its folder."""
     return Path(

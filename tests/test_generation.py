@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from .baking import TEMPLATE, fresh
+from .baking import TEMPLATE, fresh, switch_tuning_on
 from .locks import locked
 from .matrix import SUPPORTED
 
@@ -371,10 +371,7 @@ def test_make_install_adds_ray_only_when_tuning_is_on(baked_default: Path, tmp_p
         return [line for line in commands.stdout.splitlines() if "requirements/tune.txt" in line]
 
     assert planned() == []
-    params_file = project / "params.yaml"
-    params = yaml.safe_load(params_file.read_text())
-    params["tune"]["enabled"] = True
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    switch_tuning_on(project)
     assert planned() == [
         f"{tmp_path / 'venv'}/bin/python -m pip install --quiet -r requirements/tune.txt"
     ]

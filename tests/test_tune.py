@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .baking import Project, fresh, install
+from .baking import Project, fresh, install, switch_tuning_on
 from .infra import free_port
 from .test_pipeline import STAGES, ran, verdict
 
@@ -39,13 +39,6 @@ print(json.dumps({"parent": described(parent), "trials": [described(run) for run
 """
 
 
-def switch_tuning_on(project: Project, **settings: object) -> None:
-    params_file = project.root / "params.yaml"
-    params = yaml.safe_load(params_file.read_text())
-    params["tune"] |= {"enabled": True, **settings}
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def tuned(project: Project) -> dict:
     return yaml.safe_load((project.root / "models" / "tuned.yaml").read_text())
 
@@ -62,7 +55,7 @@ def project(baked_default: Path, tmp_path: Path) -> Project:
 def test_tuning_logs_every_trial_under_the_pipeline_run_and_train_uses_the_best(
     project: Project,
 ) -> None:
-    switch_tuning_on(project, trials=4)
+    switch_tuning_on(project.root, trials=4)
     assert ran(project.dvc("repro").stdout) == STAGES
     found = tuned(project)
     assert {key: found[key] for key in ("enabled", "metric", "trials", "stopped_early")} == {
@@ -121,7 +114,7 @@ def test_tuning_logs_every_trial_under_the_pipeline_run_and_train_uses_the_best(
 def test_a_search_that_cannot_run_stops_the_pipeline_naming_the_parameter(
     project: Project, space: dict, stage: str, message: str
 ) -> None:
-    switch_tuning_on(project, space=space)
+    switch_tuning_on(project.root, space=space)
     failed = project.dvc("repro", check=False)
     assert failed.returncode != 0
     assert ran(failed.stdout)[-1] == stage
@@ -137,7 +130,7 @@ def test_early_stopping_ends_trailing_network_trials_and_picks_among_the_finishe
 ) -> None:
     project = install(fresh(bakes[framework], tmp_path / "out"), tmp_path / "venv")
     # One trial at a time: the order trials report in, and so what asha stops, is fixed.
-    switch_tuning_on(project, trials=4, scheduler="asha", grace_period=2, concurrency=1)
+    switch_tuning_on(project.root, trials=4, scheduler="asha", grace_period=2, concurrency=1)
     assert ran(project.dvc("repro", "tune").stdout) == ["ingest", "prepare", "tune"]
     found = tuned(project)
     trials = runs(project)["trials"]
@@ -176,7 +169,7 @@ def test_a_cluster_searches_the_same_samples_with_the_projects_pinned_environmen
 ) -> None:
     """RAY_ADDRESS sends the search to a cluster: the package is shipped, the training
     dependencies are installed there at this machine's versions, the result is the local one."""
-    switch_tuning_on(project, trials=2)
+    switch_tuning_on(project.root, trials=2)
     assert ran(project.dvc("repro", "tune").stdout) == ["ingest", "prepare", "tune"]
     local = tuned(project)
     # Token authentication is on for clusters `ray start` makes (~/.ray/auth_token).
@@ -188,7 +181,7 @@ def test_a_cluster_searches_the_same_samples_with_the_projects_pinned_environmen
 
 
 def test_a_remote_cluster_cannot_log_to_this_machines_mlflow_file(project: Project) -> None:
-    switch_tuning_on(project, trials=2, address="ray://ray-head.example:10001")
+    switch_tuning_on(project.root, trials=2, address="ray://ray-head.example:10001")
     failed = project.dvc("repro", check=False)
     assert ran(failed.stdout)[-1] == "tune"
     assert [line for line in failed.stderr.splitlines() if line.startswith("ERROR: params")] == [
