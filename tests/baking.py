@@ -24,7 +24,7 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 # How many tests the default project's own suite holds (its demo schema generates them all).
-DEFAULT_PROJECT_TESTS = 157
+DEFAULT_PROJECT_TESTS = 166
 
 
 def load_action_script(action: str, script: str) -> ModuleType:

@@ -160,6 +160,9 @@ def test_build_outputs_digest_and_lineage(built: Built) -> None:
     assert labels["io.github.gitops-mlops.model.dvc-md5"] in lock
     run_id = (built.project.root / "mlflow" / "last_run_id").read_text().strip()
     assert labels["io.github.gitops-mlops.mlflow.run-id"] == run_id
+    assert labels["io.github.gitops-mlops.model-card"] == (
+        f"https://github.com/example-org/my-ml-project/blob/{head}/reports/model_card.md"
+    )
     metrics = json.loads((built.project.root / "metrics" / "metrics.json").read_text())
     assert json.loads(labels["io.github.gitops-mlops.metrics"]) == metrics
     assert f"| digest | `{built.digest}` |" in built.summary

@@ -23,7 +23,7 @@ from .matrix import SUPPORTED
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")  # ${{ ... }} in workflows is not Jinja
 RUFF = str(Path(sys.executable).parent / "ruff")
-STAGES = ["ingest", "prepare", "tune", "train", "evaluate", "export", "validate"]
+STAGES = ["ingest", "prepare", "tune", "train", "evaluate", "export", "explain", "validate"]
 # The generated tree, with PACKAGE standing for the package folder.
 EXPECTED_TREE = """
 .cruft.json
@@ -72,6 +72,8 @@ src/PACKAGE/cli.py
 src/PACKAGE/config.py
 src/PACKAGE/curves.py
 src/PACKAGE/data.py
+src/PACKAGE/explanation_page.py
+src/PACKAGE/explanations.py
 src/PACKAGE/files.py
 src/PACKAGE/frameworks/__init__.py
 src/PACKAGE/frameworks/FRAMEWORK.py
@@ -95,6 +97,7 @@ src/PACKAGE/serve/settings.py
 src/PACKAGE/smoke.py
 src/PACKAGE/stages/__init__.py
 src/PACKAGE/stages/evaluate.py
+src/PACKAGE/stages/explain.py
 src/PACKAGE/stages/export.py
 src/PACKAGE/stages/ingest.py
 src/PACKAGE/stages/prepare.py
@@ -111,6 +114,7 @@ tests/test_batching.py
 tests/test_cli.py
 tests/test_data.py
 tests/test_dvc_dependencies.py
+tests/test_explanations.py
 tests/test_model.py
 tests/test_model_repository.py
 tests/test_open_inference.py
@@ -310,7 +314,7 @@ def run_project_tests(project: Path, *args: str) -> subprocess.CompletedProcess[
     )
 
 
-DEPENDENCY_TESTS = 14  # 7 closures + 6 data-contract deps + 1 stage order
+DEPENDENCY_TESTS = 16  # 8 closures + 7 data-contract deps + 1 stage order
 
 
 def test_dvc_dependencies_are_the_import_closure(baked: Path) -> None:
@@ -337,7 +341,7 @@ def test_the_closure_check_fails_when_dvc_yaml_misses_a_module(
     assert result.returncode == 1
     assert f"dvc.yaml: stage {stage} misses these deps" in result.stdout
     assert f"'{line}'" in result.stdout
-    assert "1 failed, 13 passed" in result.stdout
+    assert f"1 failed, {DEPENDENCY_TESTS - 1} passed" in result.stdout
 
 
 def test_every_choice_is_baked_by_some_supported_combination() -> None:

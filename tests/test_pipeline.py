@@ -20,7 +20,7 @@ from .baking import DEFAULT_PROJECT_TESTS, Project, fresh, install
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["ingest", "prepare", "tune", "train", "evaluate", "export", "validate"]
+STAGES = ["ingest", "prepare", "tune", "train", "evaluate", "export", "explain", "validate"]
 OUTPUTS = ["data/raw", "data/prepared", "models", "logs", "metrics", "plots", "reports"]
 FRAMEWORKS = ["default", "pytorch", "tensorflow"]  # combination ids: each framework once
 CURVES = """
@@ -167,7 +167,12 @@ print(json.dumps({"params": run.data.params, "tags": run.data.tags,
     metrics = json.loads((reproduced.root / "metrics" / "metrics.json").read_text())
     assert {name: run["metrics"][name] for name in metrics} == metrics
     assert "gender.demographic_parity_difference" in run["metrics"]
-    assert run["artifacts"] == ["evaluation"]
+    assert run["artifacts"] == ["evaluation", "explanations"]
+    explained = json.loads((reproduced.root / "reports/explanations.json").read_text())
+    assert {name: v for name, v in run["metrics"].items() if name.startswith("explain.")} == {
+        f"explain.1.{item['feature']}": item["importance"]
+        for item in explained["classes"]["1"]["importance"]
+    }
     assert run["models"] == ["model"]  # the ONNX model, logged by export
     manifest = json.loads((reproduced.root / "models/serving/manifest.json").read_text())
     assert run["tags"]["model.onnx_sha256"] == manifest["model_sha256"]
@@ -216,7 +221,16 @@ def test_the_model_card_states_what_the_pipeline_recorded(reproduced: Project) -
         group: f"{values['count']:.4g}" for group, values in fairness["by_group"].items()
     }
     # What the pipeline does not do is stated, not left out.
-    assert card[card.index("## Explanations") + 2].startswith("None computed: ")
+    # The five most important features, as explain ranked them, in the card and the report.
+    explained = json.loads((root / "reports/explanations.json").read_text())["classes"]["1"]
+    section = card[card.index("## Explanations") : card.index("## Privacy")]
+    listed = [line.split(" | ")[0][2:] for line in section if line.startswith("| ")][2:]
+    assert listed == [item["feature"] for item in explained["importance"][:5]]
+    assert len(explained["importance"]) == 6  # every feature of the schema is explained
+    report = (root / "reports" / "report.md").read_text().splitlines()
+    table = report[report.index("### Explanations") + 2 :]
+    assert len(table) == 9  # what is explained, blank, header, rule, five features
+    assert section[2 : 2 + len(table)] == table
     assert card[card.index("## Privacy") + 2].startswith("Trained without differential privacy")
     assert card[card.index("## Encrypted inference") + 2] == (
         "Not offered: the server computes on plaintext features."

@@ -33,6 +33,7 @@ STAGES = {
     "train": "Fit the model on the training split and start the MLflow run.",
     "evaluate": "Write test metrics, plots and per-group fairness metrics.",
     "export": "Write the ONNX serving bundle and its parity with the native model.",
+    "explain": "Explain the served model: feature importances and shape functions.",
     "validate": "Apply the gates against the baseline; exit 1 when one fails.",
 }
 

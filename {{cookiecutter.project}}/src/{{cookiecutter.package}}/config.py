@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -110,6 +111,23 @@ class TuneParams(_Strict):
         return self
 
 
+class ExplainParams(_Strict):
+    """How ``explain`` probes the served model (see ``explanations.py``)."""
+
+    rows: PositiveInt = 1000  # test rows sampled as the background; all when there are fewer
+    trajectories: PositiveInt = 1000  # Morris: the model sees trajectories x (features + 1) rows
+    levels: int = Field(default=4, ge=2)  # Morris: grid levels per feature range (even)
+    grid_points: int = Field(default=10, ge=2)  # partial dependence: percentiles of a number
+    top: PositiveInt = 5  # features listed in the report and the model card
+
+    @field_validator("levels")
+    @classmethod
+    def _even(cls, levels: int) -> int:
+        if levels % 2:
+            raise ValueError(f"must be even (Morris' steps need it), got {levels}")
+        return levels
+
+
 class Bound(_Strict):
     """A threshold with its direction: ``{min: 0.85}`` for a score, ``{max: 0.4}`` for a loss."""
 
@@ -155,6 +173,7 @@ class Params(_Strict):
     prepare: PrepareParams
     train: dict[str, Any]
     tune: TuneParams = TuneParams()  # off unless params.yaml switches it on
+    explain: ExplainParams = ExplainParams()
     validate_: ValidateParams = Field(alias="validate")
 
     @classmethod
@@ -229,6 +248,8 @@ class Paths:
     verdict: Path = Path("reports/verdict.json")
     report: Path = Path("reports/report.md")
     model_card: Path = Path("reports/model_card.md")
+    explanations: Path = Path("reports/explanations.json")
+    explanations_page: Path = Path("reports/explanations.html")
     mlflow: Path = Path("mlflow")
     dvc_lock: Path = Path("dvc.lock")
 

@@ -13,6 +13,7 @@ from importlib import metadata
 from typing import Any
 
 from .config import PROJECT, Tuned
+from .report import explanation_table
 from .schema import CategoryColumn, NumericColumn, Schema
 from .verdict import Verdict
 
@@ -34,6 +35,8 @@ class Facts:
     train_rows: int
     train_md5: str
     test_rows: int
+    explanations: dict[str, Any]  # reports/explanations.json
+    top: int  # features listed
 
 
 def render(facts: Facts) -> str:
@@ -82,8 +85,11 @@ def render(facts: Facts) -> str:
         "",
         "## Explanations",
         "",
-        "None computed: the pipeline has no explanation stage, so no feature importances are "
-        "reported.",
+        *explanation_table(facts.explanations, facts.top),
+        "",
+        "Interactions are not shown: each feature is varied alone, so the importance of a "
+        "feature that only matters together with another is understated. The full shape "
+        "functions are in `reports/explanations.html`.",
         "",
         "## Privacy",
         "",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .verdict import Check, Verdict
 
 ICONS = {"passed": "✅", "failed": "❌", "skipped": "⚪", "not_applicable": "➖"}  # noqa: RUF001
@@ -44,8 +46,40 @@ def chart(verdict: Verdict) -> list[str]:
     return [*lines, "```"]
 
 
-def render(verdict: Verdict) -> str:
-    """The whole report: verdict, metric table with baseline diff, gate table."""
+def explanation_table(explanations: dict[str, Any], top: int) -> list[str]:
+    """The ``top`` most important features per explained class, with their shape in words."""
+    lines = []
+    for label, explained in explanations["classes"].items():
+        lines += [
+            f"Probability of class {label}, the {top} most important of "
+            f"{len(explained['importance'])} features (Morris mu\\*, partial dependence on "
+            f"{explanations['rows']} test rows):",
+            "",
+            "| feature | importance (95% CI) | probability as the feature alone varies |",
+            "| --- | ---: | --- |",
+        ]
+        for item in explained["importance"][:top]:
+            shape = explained["shape"][item["feature"]]
+            lines.append(
+                f"| {item['feature']} | {item['importance']:.3f} ± {item['confidence']:.3f} "
+                f"| {_shape(shape['values'], shape['probability'])} |"
+            )
+        lines.append("")
+    return lines[:-1]
+
+
+def _shape(values: list[Any], probability: list[float]) -> str:
+    if all(isinstance(value, int | float) for value in values):
+        return (
+            f"{probability[0]:.2f} at {values[0]:g} → {probability[-1]:.2f} at {values[-1]:g} "
+            f"(range {min(probability):.2f} to {max(probability):.2f})"
+        )
+    ranked = sorted(zip(probability, map(str, values), strict=True), reverse=True)
+    return ", ".join(f"{value} {p:.2f}" for p, value in ranked)
+
+
+def render(verdict: Verdict, explanations: dict[str, Any] | None = None, top: int = 5) -> str:
+    """The whole report: verdict, metric table with baseline diff, gate table, explanations."""
     title = "✅ Model passed all gates" if verdict.passed else "❌ Model rejected"
     baseline = verdict.baseline.metrics or {}
     lines = [
@@ -66,4 +100,6 @@ def render(verdict: Verdict) -> str:
         checks = "<br>".join(_check(check) for check in gate.checks) or "—"
         status = gate.status.replace("_", " ")
         lines.append(f"| {gate.name} | {ICONS[gate.status]} {status} | {gate.detail} | {checks} |")
+    if explanations is not None:
+        lines += ["", "### Explanations", "", *explanation_table(explanations, top)]
     return "\n".join(lines) + "\n"

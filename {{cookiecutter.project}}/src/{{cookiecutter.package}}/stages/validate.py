@@ -37,6 +37,7 @@ def run(params: Params, paths: Paths) -> None:
     )
     write_json(paths.verdict, verdict.to_json())
     tuned = Tuned.load(paths.tuned)
+    explanations = read_json(paths.explanations)
     facts = model_card.Facts(
         verdict=verdict,
         fairness=fairness,
@@ -49,8 +50,13 @@ def run(params: Params, paths: Paths) -> None:
         train_rows=len(read_prepared(paths.train, schema)[1]),
         train_md5=md5(paths.train),
         test_rows=len(target),
+        explanations=explanations,
+        top=params.explain.top,
     )
-    written = {paths.report: render(verdict), paths.model_card: model_card.render(facts)}
+    written = {
+        paths.report: render(verdict, explanations, params.explain.top),
+        paths.model_card: model_card.render(facts),
+    }
     for path, text in written.items():
         with atomic_path(path) as temporary:
             temporary.write_text(text, encoding="utf-8")
