@@ -1,10 +1,11 @@
-"""Per framework: pipeline and training time, serving against MLflow, serving image size.
+"""Per framework: pipeline, training and explanation time, serving against MLflow, image size.
 
 For every framework choice the template offers, one run: bake the project (default answers
-otherwise), install it into a virtualenv linked to this one, time `dvc repro` from scratch and
-its `train` stage, run benchmarks/serve_vs_mlflow.py on its exported model (the same
-ONNX model for both servers), and, with --image, build its serving image with the project's
-Dockerfile and report its size over the base image.
+otherwise), install it into a virtualenv linked to this one, time `dvc repro` from scratch,
+its `train` stage and its `explain` stage (run again on its own, the CLI without DVC), run
+benchmarks/serve_vs_mlflow.py on its exported model (the same ONNX model for both servers),
+and, with --image, build its serving image with the project's Dockerfile and report its size
+over the base image.
 
 Usage, from the template repository (needs wrk; --image needs a Docker engine):
     python benchmarks/frameworks.py [--image] [--duration 5] [--output results.json]
@@ -63,6 +64,7 @@ def measure(framework: str, root: Path, args: argparse.Namespace) -> dict[str, o
     before = timed(lambda: project.dvc("repro", "prepare"))
     result["train_s"] = timed(lambda: project.dvc("repro", "train"))
     result["dvc_repro_s"] = before + result["train_s"] + timed(lambda: project.dvc("repro"))
+    result["explain_s"] = timed(lambda: project.cli("explain"))
     result["serving"] = serving(project, args.duration)
     if args.image:
         result.update(image(project, framework))
@@ -79,12 +81,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         results = [measure(name, Path(scratch, name), args) for name in frameworks]
     print(
-        f"\n{'framework':<10} {'repro s':>8} {'train s':>8} {'x mlflow':>9} {'p99 ms':>7}", end=""
+        f"\n{'framework':<10} {'repro s':>8} {'train s':>8} {'explain s':>9} {'x mlflow':>9} "
+        f"{'p99 ms':>7}",
+        end="",
     )
     print(f" {'image MB':>9} {'own MB':>7}" if args.image else "")
     for r in results:
         line = (
             f"{r['framework']:<10} {r['dvc_repro_s']:>8.1f} {r['train_s']:>8.1f} "
+            f"{r['explain_s']:>9.1f} "
             f"{r['serving']['throughput_vs_mlflow']:>9.1f} {r['serving']['p99_ms']:>7.2f}"
         )
         if args.image:

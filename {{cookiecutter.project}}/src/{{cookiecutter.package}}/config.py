@@ -213,6 +213,10 @@ class Tuned(_Strict):
         """Read the file ``tune`` wrote."""
         return validated(cls, yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
 
+    def over(self, train: dict[str, Any]) -> dict[str, Any]:
+        """The ``train`` section with the best values found applied over it."""
+        return {**train, **self.best}
+
     def write(self, path: Path) -> None:
         """Write atomically, with a header saying where it comes from."""
         header = "# Written by `tune` (params.yaml: tune); `train` applies `best` over `train`.\n"

@@ -26,7 +26,7 @@ def run(params: Params, paths: Paths) -> None:
     framework = frameworks.load()
     tuned = Tuned.load(paths.tuned)
     where = "params.yaml: train" + (f" with {paths.tuned}" if tuned.best else "")
-    train_params = validated(framework.Params, {**params.train, **tuned.best}, where)
+    train_params = validated(framework.Params, tuned.over(params.train), where)
     schema = Schema.load(paths.schema)
     features, target = read_prepared(paths.train, schema)
     model = framework.fit(features, target, schema, train_params, params.seed)

@@ -43,7 +43,7 @@ def run(params: Params, paths: Paths) -> None:
         fairness=fairness,
         schema=schema,
         framework=read_json(paths.bundle / METADATA_FILE)["framework"],
-        train_params={**params.train, **tuned.best},
+        train_params=tuned.over(params.train),
         seed=params.seed,
         tuned=tuned,
         source=params.ingest.source.as_posix(),
