@@ -18,6 +18,8 @@ RUN_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
 
 # Frameworks that train neural networks share src/<package>/networks.py.
 NETWORK_FRAMEWORKS = ("pytorch", "tensorflow")
+# Modules only some frameworks import (scikit-learn's Fairlearn mitigation).
+FRAMEWORK_MODULES = {"mitigation.py": ("sklearn",)}
 # Extra requirements every project keeps, whatever its framework: Ray for the tune stage.
 SHARED_EXTRAS = ("tune",)
 
@@ -32,6 +34,9 @@ def remove_framework_files(package: str, framework: str) -> None:
             extra.unlink()
     if framework not in NETWORK_FRAMEWORKS:
         Path("src", package, "networks.py").unlink()
+    for module, frameworks in FRAMEWORK_MODULES.items():
+        if framework not in frameworks:
+            Path("src", package, module).unlink()
 
 
 def template_commit(repo_dir: str) -> str | None:

@@ -24,7 +24,7 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 # How many tests the default project's own suite holds (its demo schema generates them all).
-DEFAULT_PROJECT_TESTS = 166
+DEFAULT_PROJECT_TESTS = 167
 
 
 def load_action_script(action: str, script: str) -> ModuleType:
@@ -63,12 +63,17 @@ def fresh(baked: Path, destination: Path) -> Path:
     return target
 
 
-def switch_tuning_on(root: Path, **settings: object) -> None:
-    """Turn the baked project's tune stage on, with ``settings`` over its ``tune`` section."""
+def edit_params(root: Path, section: str, **values: object) -> None:
+    """Set ``values`` in one section of the baked project's ``params.yaml``."""
     params_file = root / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
-    params["tune"] |= {"enabled": True, **settings}
+    params[section] |= values
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def switch_tuning_on(root: Path, **settings: object) -> None:
+    """Turn the baked project's tune stage on, with ``settings`` over its ``tune`` section."""
+    edit_params(root, "tune", enabled=True, **settings)
 
 
 def bake(output_dir: Path, **answers: str) -> Path:

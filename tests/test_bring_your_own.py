@@ -15,7 +15,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_breast_cancer
 
-from .baking import Project, fresh, install
+from .baking import Project, edit_params, fresh, install
 
 pytestmark = pytest.mark.e2e
 
@@ -110,3 +110,13 @@ def test_own_data_and_model_pass_the_pipeline_and_the_untouched_tests(
     assert {path.name: path.read_bytes() for path in (project.root / "tests").glob("*.py")} == (
         tests_before
     )
+
+    # Fairness mitigation needs a sensitive feature to mitigate for: this data declares none.
+    edit_params(project.root, "train", fairness_mitigation="grid_search")
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert (
+        "params.yaml: train.fairness_mitigation needs a sensitive feature: declare one under "
+        "`sensitive` in data/schema.yaml"
+    ) in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

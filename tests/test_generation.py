@@ -139,6 +139,7 @@ def files(project: Path) -> list[str]:
 
 # Files only some frameworks have, beside their module under frameworks/.
 FRAMEWORK_FILES = {
+    "sklearn": ["src/PACKAGE/mitigation.py"],
     "pytorch": ["requirements/pytorch.txt", "src/PACKAGE/networks.py"],
     "tensorflow": ["requirements/tensorflow.txt", "src/PACKAGE/networks.py"],
 }

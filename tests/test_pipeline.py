@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .baking import DEFAULT_PROJECT_TESTS, Project, fresh, install
+from .baking import DEFAULT_PROJECT_TESTS, Project, edit_params, fresh, install
 
 pytestmark = pytest.mark.e2e
 
@@ -137,7 +137,15 @@ def test_editing_the_schema_retrains_reexports_and_revalidates(project: Project)
     assert "categories: [employed, self_employed, unemployed, retired]" in schema
     schema_file.write_text(schema.replace("retired]", "retired, student]"))
     again = project.dvc("repro")
-    assert ran(again.stdout) == ["prepare", "tune", "train", "evaluate", "export", "validate"]
+    assert ran(again.stdout) == [
+        "prepare",
+        "tune",
+        "train",
+        "evaluate",
+        "export",
+        "explain",
+        "validate",
+    ]
     metadata = json.loads((project.root / "models/serving/metadata.json").read_text())
     assert "student" in metadata["schema"]["columns"]["employment"]["categories"]
     served = json.loads(project.cli("smoke", "--json").stdout)
@@ -196,7 +204,11 @@ def test_the_model_card_states_what_the_pipeline_recorded(reproduced: Project) -
     train_rows = len((root / "data/prepared/train.csv").read_text().splitlines()) - 1
     assert card[0] == "# Model card: my-ml-project"
     assert f"- Model (ONNX, SHA-256): `{manifest['model_sha256']}`" in card
-    assert "- Training parameters (seed 42): `C=1.0`, `max_iter=1000`" in card
+    assert (
+        "- Training parameters (seed 42): `C=1.0`, `fairness_constraint=demographic_parity`, "
+        "`fairness_mitigation=none`, `interactions=0`, `max_iter=1000`, `mitigation_grid=10`, "
+        "`model=logistic_regression`, `outer_bags=8`"
+    ) in card
     assert "- Hyper-parameter search: none (`params.yaml: tune` is off)." in card
     assert (
         "- Verdict: **passed** thresholds passed; baseline skipped; fairness passed; "
@@ -292,20 +304,99 @@ def test_model_trained_on_shuffled_labels_is_rejected(each_framework: Project) -
     assert "❌ `accuracy`" in report
 
 
-def test_injected_bias_is_caught_by_the_fairness_gate(project: Project) -> None:
-    def deny_half_the_women(rows: Rows) -> Rows:
-        return [
-            {**row, "approved": "0"} if row["gender"] == "female" and index % 2 == 0 else row
-            for index, row in enumerate(rows)
-        ]
+OPS = """
+import json, onnx
+graph = onnx.load("models/serving/model.onnx").graph
+print(json.dumps(sorted({node.op_type for node in graph.node})))
+"""
 
+
+def test_an_explainable_boosting_machine_ships_with_exact_parity_and_reproduces(
+    project: Project,
+) -> None:
+    edit_params(project.root, "train", model="ebm")
+    project.dvc("repro")
+    assert gate_status(project) == {
+        "thresholds": "passed",
+        "baseline": "skipped",
+        "fairness": "passed",
+        "onnx_parity": "passed",
+    }
+    # Binned in double from the float32 the server receives: only the sum's rounding differs.
+    parity = json.loads((project.root / "metrics" / "parity.json").read_text())
+    assert parity["max_abs_diff"] < 1e-6
+    assert parity["label_agreement"] == 1.0
+    ops = json.loads(project.run(project.python, "-c", OPS).stdout)
+    assert "LinearClassifier" not in ops  # the boosting machine shipped, not the default model
+    assert "LessOrEqual" in ops  # ebm2onnx's binning
+    card = (project.root / "reports" / "model_card.md").read_text()
+    assert "`model=ebm`" in card
+    lock = (project.root / "dvc.lock").read_text()
+    project.dvc("repro", "--force", "--single-item", "train")
+    project.dvc("repro")
+    assert (project.root / "dvc.lock").read_text() == lock  # the same model, byte for byte
+
+
+def deny_half_the_women(rows: Rows) -> Rows:
+    return [
+        {**row, "approved": "0"} if row["gender"] == "female" and index % 2 == 0 else row
+        for index, row in enumerate(rows)
+    ]
+
+
+def fairness_of(project: Project) -> dict:
+    return json.loads((project.root / "metrics" / "fairness.json").read_text())["gender"]
+
+
+def test_injected_bias_fails_the_fairness_gate_until_fairlearn_mitigates_it(
+    project: Project,
+) -> None:
     edit_demo_data(project, deny_half_the_women)
+    # The labels themselves are biased, so accuracy against them falls too: looser thresholds
+    # leave the fairness gate as the one that decides.
+    loose = {"accuracy": {"min": 0.75}, "roc_auc": {"min": 0.85}, "log_loss": {"max": 0.5}}
+    edit_params(project.root, "validate", thresholds=loose)
     result = project.dvc("repro", check=False)
     assert result.returncode != 0
-    assert "fairness (gender.demographic_parity_difference)" in result.stderr
-    assert gate_status(project)["fairness"] == "failed"
-    fairness = json.loads((project.root / "metrics" / "fairness.json").read_text())
-    assert fairness["gender"]["demographic_parity_difference"] > 0.1
+    assert "model rejected by gate(s): fairness (gender.demographic_parity_difference);" in (
+        result.stderr
+    )
+    passed = {"thresholds": "passed", "baseline": "skipped", "onnx_parity": "passed"}
+    assert gate_status(project) == {**passed, "fairness": "failed"}
+    biased = fairness_of(project)
+    assert biased["demographic_parity_difference"] > 0.1
+    assert "unmitigated" not in biased
+
+    edit_params(project.root, "train", fairness_mitigation="grid_search")
+    project.dvc("repro")
+    assert gate_status(project) == {**passed, "fairness": "passed"}  # parity held: it shipped
+    mitigated = fairness_of(project)
+    assert mitigated["demographic_parity_difference"] <= 0.1
+    # "Before" is the model trained as if unmitigated: the failed run's number, exactly.
+    before = mitigated["unmitigated"]["demographic_parity_difference"]
+    assert before == biased["demographic_parity_difference"]
+    fairness = next(gate for gate in verdict(project)["gates"] if gate["name"] == "fairness")
+    assert fairness["detail"] == (
+        f"demographic_parity_difference between groups (before Fairlearn mitigation: "
+        f"gender {before:.4g})"
+    )
+    card = (project.root / "reports" / "model_card.md").read_text()
+    assert "Before Fairlearn mitigation (`grid_search` under `demographic_parity`)" in card
+
+
+@pytest.mark.parametrize("technique", ["exponentiated_gradient", "threshold_optimizer"])
+def test_a_mitigation_that_cannot_ship_as_one_onnx_model_is_refused(
+    project: Project, technique: str
+) -> None:
+    edit_params(project.root, "train", fairness_mitigation=technique)
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert (
+        f"params.yaml: train: fairness_mitigation: Value error, {technique} cannot be exported "
+        "to ONNX: "
+    ) in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (project.root / "models" / "native").exists()
 
 
 def test_regression_against_the_baseline_model_fails(project: Project) -> None:

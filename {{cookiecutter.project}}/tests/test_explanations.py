@@ -112,6 +112,22 @@ def test_categories_reach_the_model_as_categories_and_the_shape_names_them(
         assert shapes[name]["probability"] == sorted(shapes[name]["probability"]), name
 
 
+def test_a_model_no_feature_moves_has_zero_importance_everywhere(
+    test_split: tuple[pd.DataFrame, pd.Series], schema: Schema
+) -> None:
+    features, _ = test_split
+
+    def constant(columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
+        rows = len(columns[schema.features[0]])
+        return probabilities(np.zeros(rows), len(schema.target.classes))
+
+    explained = explain(constant, schema, features, FAST, seed=0)["classes"]
+    for result in explained.values():
+        importance = [item["importance"] for item in result["importance"]]
+        assert importance == [0.0] * len(schema.features)
+        assert [item["feature"] for item in result["importance"]] == sorted(schema.features)
+
+
 def test_every_class_of_a_multiclass_model_is_explained(
     test_split: tuple[pd.DataFrame, pd.Series], schema: Schema
 ) -> None:

@@ -46,15 +46,8 @@ def explain(
     result: dict[str, Any] = {"rows": len(rows), "classes": {}}
     for label in explained:
         probability = _probability_of(classes.index(label), predict, schema)
-        morris = MorrisSensitivity(
-            probability,
-            encoded,
-            feature_names=names,
-            feature_types=types,
-            sampler=_Trajectories(params.trajectories, params.levels, seed),
-            num_levels=params.levels,
-            seed=seed,
-        )
+        trajectories = _Trajectories(params.trajectories, params.levels, seed)
+        mu_star, confidence = _morris(probability, encoded, names, types, trajectories, params)
         dependence = PartialDependence(
             probability,
             encoded,
@@ -64,7 +57,7 @@ def explain(
         ).explain_global()
         importance = [
             {"feature": name, "importance": _round(mu), "confidence": _round(conf)}
-            for name, mu, conf in zip(names, morris.mu_star_, morris.mu_star_conf_, strict=True)
+            for name, mu, conf in zip(names, mu_star, confidence, strict=True)
         ]
         importance.sort(key=lambda item: (-item["importance"], item["feature"]))
         result["classes"][str(label)] = {
@@ -78,6 +71,35 @@ def explain(
             },
         }
     return result
+
+
+def _morris(
+    probability: Callable[[Any], np.ndarray],
+    encoded: np.ndarray,
+    names: list[str],
+    types: list[str],
+    trajectories: _Trajectories,
+    params: ExplainParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Morris ``mu*`` and its confidence half-width per feature.
+
+    A probability that no feature moves has no effects to rank, and interpret's explainer
+    fails on it (its convergence index is a maximum over the features with an effect): every
+    importance is then exactly 0.
+    """
+    samples = trajectories.sample(encoded, names, types)
+    if np.ptp(probability(samples)) == 0:
+        return np.zeros(len(names)), np.zeros(len(names))
+    morris = MorrisSensitivity(
+        probability,
+        encoded,
+        feature_names=names,
+        feature_types=types,
+        sampler=trajectories,
+        num_levels=params.levels,
+        seed=trajectories.seed,
+    )
+    return morris.mu_star_, morris.mu_star_conf_
 
 
 class _Trajectories:

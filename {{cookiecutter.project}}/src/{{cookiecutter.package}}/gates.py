@@ -90,7 +90,15 @@ def fairness_gate(fairness: dict[str, dict[str, Any]], bound: FairnessBound | No
         _check(f"{feature}.{bound.metric}", values.get(bound.metric), "<=", bound.max)
         for feature, values in fairness.items()
     ]
-    return _gate("fairness", checks, f"{bound.metric} between groups")
+    before = [
+        f"{feature} {values['unmitigated'][bound.metric]:.4g}"
+        for feature, values in fairness.items()
+        if "unmitigated" in values
+    ]
+    detail = f"{bound.metric} between groups" + (
+        f" (before Fairlearn mitigation: {', '.join(before)})" if before else ""
+    )
+    return _gate("fairness", checks, detail)
 
 
 def parity_gate(parity: dict[str, float], bound: ParityBound) -> Gate:

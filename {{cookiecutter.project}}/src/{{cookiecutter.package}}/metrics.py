@@ -47,6 +47,10 @@ def classification_metrics(
     return cast(dict[str, float], rounded(scores))
 
 
+# The between-group differences each sensitive feature gets (the fairness gate bounds one).
+DIFFERENCES = ("demographic_parity_difference", "equalized_odds_difference")
+
+
 def fairness_metrics(
     target: np.ndarray, predicted: np.ndarray, groups: pd.DataFrame, positive: int
 ) -> dict:

@@ -137,6 +137,7 @@ def _fairness(facts: Facts) -> list[str]:
             f"`{feature}`: demographic parity difference "
             f"{measured['demographic_parity_difference']:.4f}, equalized odds difference "
             f"{measured['equalized_odds_difference']:.4f}.",
+            *_before_mitigation(measured, facts.train_params),
             "",
             "| group | " + " | ".join(name.replace("_", " ") for name in GROUP_METRICS) + " |",
             "| --- |" + " ---: |" * len(GROUP_METRICS),
@@ -147,6 +148,18 @@ def _fairness(facts: Facts) -> list[str]:
             "",
         ]
     return lines[:-1]
+
+
+def _before_mitigation(measured: dict[str, Any], train: dict[str, Any]) -> list[str]:
+    if "unmitigated" not in measured:
+        return []
+    before = measured["unmitigated"]
+    return [
+        f"Before Fairlearn mitigation (`{train['fairness_mitigation']}` under "
+        f"`{train['fairness_constraint']}`), the same model without it: demographic parity "
+        f"difference {before['demographic_parity_difference']:.4f}, equalized odds difference "
+        f"{before['equalized_odds_difference']:.4f}."
+    ]
 
 
 def _fairness_limits(schema: Schema) -> list[str]:

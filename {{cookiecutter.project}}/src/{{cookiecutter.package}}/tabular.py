@@ -18,13 +18,16 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from .schema import CategoryColumn, Schema
 
 
-def preprocessor(schema: Schema) -> ColumnTransformer:
-    """An unfitted transformer from raw feature columns to one numeric matrix."""
+def preprocessor(schema: Schema, *, scale: bool = True) -> ColumnTransformer:
+    """An unfitted transformer from raw feature columns to one numeric matrix.
+
+    ``scale=False`` passes numbers through, for models that split on thresholds.
+    """
     categorical = [name for name, col in schema.columns.items() if isinstance(col, CategoryColumn)]
     numeric = [name for name in schema.features if name not in categorical]
     return ColumnTransformer(
         [
-            ("numeric", StandardScaler(), numeric),
+            ("numeric", StandardScaler() if scale else "passthrough", numeric),
             (
                 "categorical",
                 OneHotEncoder(

@@ -50,6 +50,9 @@ class Framework(Protocol):
     def predict_proba(self, model: Any, features: pd.DataFrame) -> np.ndarray:
         """Class probabilities, columns ordered like ``schema.target.classes``."""
 
+    def unmitigated(self, model: Any) -> Any | None:
+        """The model before fairness mitigation; None when none was applied."""
+
     def curves(self, model: Any) -> list[dict[str, float]]:
         """Metrics per epoch of training (empty for models not trained in epochs)."""
 

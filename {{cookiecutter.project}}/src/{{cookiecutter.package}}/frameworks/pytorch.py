@@ -136,6 +136,11 @@ def predict_proba(model: Model, features: pd.DataFrame) -> np.ndarray:
         return torch.softmax(logits, dim=1).numpy()
 
 
+def unmitigated(model: Model) -> None:
+    """Networks train without fairness mitigation: nothing to compare with."""
+    return None
+
+
 def curves(model: Model) -> list[dict[str, float]]:
     """Per-epoch training and validation loss and validation accuracy."""
     return model.curves

@@ -133,6 +133,11 @@ def predict_proba(model: Model, features: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.network(matrix(model.preprocess, features), training=False))
 
 
+def unmitigated(model: Model) -> None:
+    """Networks train without fairness mitigation: nothing to compare with."""
+    return None
+
+
 def curves(model: Model) -> list[dict[str, float]]:
     """Per-epoch training and validation loss and validation accuracy."""
     return model.curves
