@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Where torch comes from for the PyTorch projects the tests bake (empty: the package index).
 TORCH_INDEX ?=
 
-.PHONY: help install install-bench lock lint format test demo bench bench-frameworks faults clean
+.PHONY: help install install-bench lock lint format test demo bench bench-frameworks bench-models faults clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -71,6 +71,10 @@ bench: install install-bench ## Serving benchmark of the demo project against ML
 
 bench-frameworks: install ## Per framework: dvc repro and training time, serving vs mlflow models serve, image size (needs wrk and Docker)
 	$(BIN)/python benchmarks/frameworks.py --image
+
+bench-models: install ## scikit-learn classifiers and Fairlearn mitigation: training time, quality, fairness, parity
+	$(BIN)/python benchmarks/sklearn_models.py
+	$(BIN)/python benchmarks/sklearn_models.py --biased
 
 faults: install ## Fault figures of the demo project's server: slow bodies, saturation, SIGTERM (after make demo)
 	ulimit -n 4096 && $(BIN)/python benchmarks/faults.py --project $(DEMO)
