@@ -7,6 +7,7 @@ project itself is installed editable with its real console script.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -61,6 +63,35 @@ def fresh(baked: Path, destination: Path) -> Path:
     target = destination / baked.name
     shutil.copytree(baked, target, symlinks=True)
     return target
+
+
+Rows = list[dict[str, str]]
+# The labels carry the injected bias, so accuracy against them falls too: these thresholds
+# leave the fairness gate as the one that decides.
+BIASED_LABEL_THRESHOLDS = {
+    "accuracy": {"min": 0.75},
+    "roc_auc": {"min": 0.85},
+    "log_loss": {"max": 0.5},
+}
+
+
+def edit_csv(path: Path, change: Callable[[Rows], Rows]) -> None:
+    """Rewrite a CSV file's rows through ``change``."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows = change(rows)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def deny_half_the_women(rows: Rows) -> Rows:
+    """The demo data with every other woman's application denied: injected bias."""
+    return [
+        {**row, "approved": "0"} if row["gender"] == "female" and index % 2 == 0 else row
+        for index, row in enumerate(rows)
+    ]
 
 
 def edit_params(root: Path, section: str, **values: object) -> None:

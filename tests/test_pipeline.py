@@ -6,7 +6,6 @@ leak state; read-only tests share the session's reproduced project.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import re
@@ -16,7 +15,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .baking import DEFAULT_PROJECT_TESTS, Project, edit_params, fresh, install
+from .baking import (
+    BIASED_LABEL_THRESHOLDS,
+    DEFAULT_PROJECT_TESTS,
+    Project,
+    Rows,
+    deny_half_the_women,
+    edit_csv,
+    edit_params,
+    fresh,
+    install,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +48,6 @@ print(json.dumps({
                for tag in tags},
 }))
 """
-Rows = list[dict[str, str]]
 
 
 @pytest.fixture
@@ -53,16 +61,6 @@ def each_framework(
 ) -> Project:
     """A fresh installed copy of the project of each framework (default: scikit-learn)."""
     return install(fresh(bakes[request.param], tmp_path / "out"), tmp_path / "venv")
-
-
-def edit_csv(path: Path, change: Callable[[Rows], Rows]) -> None:
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    rows = change(rows)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def edit_demo_data(project: Project, change: Callable[[Rows], Rows]) -> None:
@@ -337,13 +335,6 @@ def test_an_explainable_boosting_machine_ships_with_exact_parity_and_reproduces(
     assert (project.root / "dvc.lock").read_text() == lock  # the same model, byte for byte
 
 
-def deny_half_the_women(rows: Rows) -> Rows:
-    return [
-        {**row, "approved": "0"} if row["gender"] == "female" and index % 2 == 0 else row
-        for index, row in enumerate(rows)
-    ]
-
-
 def fairness_of(project: Project) -> dict:
     return json.loads((project.root / "metrics" / "fairness.json").read_text())["gender"]
 
@@ -352,10 +343,7 @@ def test_injected_bias_fails_the_fairness_gate_until_fairlearn_mitigates_it(
     project: Project,
 ) -> None:
     edit_demo_data(project, deny_half_the_women)
-    # The labels themselves are biased, so accuracy against them falls too: looser thresholds
-    # leave the fairness gate as the one that decides.
-    loose = {"accuracy": {"min": 0.75}, "roc_auc": {"min": 0.85}, "log_loss": {"max": 0.5}}
-    edit_params(project.root, "validate", thresholds=loose)
+    edit_params(project.root, "validate", thresholds=BIASED_LABEL_THRESHOLDS)
     result = project.dvc("repro", check=False)
     assert result.returncode != 0
     assert "model rejected by gate(s): fairness (gender.demographic_parity_difference);" in (
