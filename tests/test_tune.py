@@ -6,8 +6,10 @@ The refusals that need no Ray are the generated project's own tests (tests/test_
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,13 +150,19 @@ def test_early_stopping_ends_trailing_network_trials_and_picks_among_the_finishe
 
 @pytest.fixture
 def ray_cluster(tmp_path: Path) -> Iterator[str]:
-    """A Ray head started like a cluster's (``ray start``), reached through Ray Client."""
+    """A Ray head started like a cluster's (``ray start``), reached through Ray Client.
+
+    Its session directory holds the virtualenv Ray builds for the project's pins (~4 GB with
+    torch): it lives in a directory of its own, removed afterwards. Short, under /tmp, because
+    Ray's socket paths must fit in 107 characters.
+    """
     ray = str(Path(sys.executable).parent / "ray")
     client_port = free_port()
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     started = subprocess.run(
         [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}",
          f"--ray-client-server-port={client_port}", "--num-cpus=2", "--include-dashboard=false",
-         "--object-store-memory=200000000", "--disable-usage-stats"],
+         "--object-store-memory=200000000", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
@@ -162,6 +170,7 @@ def ray_cluster(tmp_path: Path) -> Iterator[str]:
         yield f"ray://127.0.0.1:{client_port}"
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, check=False, timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_a_cluster_searches_the_same_samples_with_the_projects_pinned_environment(
