@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Where torch comes from for the PyTorch projects the tests bake (empty: the package index).
 TORCH_INDEX ?=
 
-.PHONY: help install install-bench lock lint format test demo bench bench-frameworks bench-models faults clean
+.PHONY: help install install-bench lock lint format test demo bench bench-frameworks bench-models bench-privacy faults clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ bench-frameworks: install ## Per framework: dvc repro and training time, serving
 bench-models: install ## scikit-learn classifiers and Fairlearn mitigation: training time, quality, fairness, parity
 	$(BIN)/python benchmarks/sklearn_models.py
 	$(BIN)/python benchmarks/sklearn_models.py --biased
+
+bench-privacy: install ## Differentially private training: accuracy and time against non-private, per epsilon
+	$(BIN)/python benchmarks/private_training.py
 
 faults: install ## Fault figures of the demo project's server: slow bodies, saturation, SIGTERM (after make demo)
 	ulimit -n 4096 && $(BIN)/python benchmarks/faults.py --project $(DEMO)

@@ -18,8 +18,12 @@ RUN_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
 
 # Frameworks that train neural networks share src/<package>/networks.py.
 NETWORK_FRAMEWORKS = ("pytorch", "tensorflow")
-# Modules only some frameworks import (scikit-learn's Fairlearn mitigation).
-FRAMEWORK_MODULES = {"mitigation.py": ("sklearn",)}
+# Files only some frameworks use: scikit-learn's Fairlearn mitigation and private training.
+FRAMEWORK_FILES = {
+    "src/{package}/mitigation.py": ("sklearn",),
+    "src/{package}/private_training.py": ("sklearn",),
+    "tests/test_private_training.py": ("sklearn",),
+}
 # Extra requirements every project keeps, whatever its framework: Ray for the tune stage.
 SHARED_EXTRAS = ("tune",)
 
@@ -34,9 +38,9 @@ def remove_framework_files(package: str, framework: str) -> None:
             extra.unlink()
     if framework not in NETWORK_FRAMEWORKS:
         Path("src", package, "networks.py").unlink()
-    for module, frameworks in FRAMEWORK_MODULES.items():
+    for path, frameworks in FRAMEWORK_FILES.items():
         if framework not in frameworks:
-            Path("src", package, module).unlink()
+            Path(path.format(package=package)).unlink()
 
 
 def template_commit(repo_dir: str) -> str | None:

@@ -100,6 +100,7 @@ def test_own_data_and_model_pass_the_pipeline_and_the_untouched_tests(
         "baseline": "skipped",
         "fairness": "not_applicable",
         "onnx_parity": "passed",
+        "privacy": "not_applicable",
     }
     assert [check["op"] for check in verdict["gates"][0]["checks"]] == [">=", ">=", "<="]
     card = (project.root / "reports" / "model_card.md").read_text()

@@ -23,7 +23,10 @@ from .matrix import SUPPORTED
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")  # ${{ ... }} in workflows is not Jinja
 RUFF = str(Path(sys.executable).parent / "ruff")
-STAGES = ["ingest", "prepare", "tune", "train", "evaluate", "export", "explain", "validate"]
+STAGES = [
+    *("ingest", "prepare", "describe", "tune", "train"),
+    *("evaluate", "export", "explain", "validate"),
+]
 # The generated tree, with PACKAGE standing for the package folder.
 EXPECTED_TREE = """
 .cruft.json
@@ -72,6 +75,7 @@ src/PACKAGE/cli.py
 src/PACKAGE/config.py
 src/PACKAGE/curves.py
 src/PACKAGE/data.py
+src/PACKAGE/data_statistics.py
 src/PACKAGE/explanation_page.py
 src/PACKAGE/explanations.py
 src/PACKAGE/files.py
@@ -96,6 +100,7 @@ src/PACKAGE/serve/openapi.py
 src/PACKAGE/serve/settings.py
 src/PACKAGE/smoke.py
 src/PACKAGE/stages/__init__.py
+src/PACKAGE/stages/describe.py
 src/PACKAGE/stages/evaluate.py
 src/PACKAGE/stages/explain.py
 src/PACKAGE/stages/export.py
@@ -113,6 +118,7 @@ tests/conftest.py
 tests/test_batching.py
 tests/test_cli.py
 tests/test_data.py
+tests/test_data_statistics.py
 tests/test_dvc_dependencies.py
 tests/test_explanations.py
 tests/test_model.py
@@ -139,7 +145,11 @@ def files(project: Path) -> list[str]:
 
 # Files only some frameworks have, beside their module under frameworks/.
 FRAMEWORK_FILES = {
-    "sklearn": ["src/PACKAGE/mitigation.py"],
+    "sklearn": [
+        "src/PACKAGE/mitigation.py",
+        "src/PACKAGE/private_training.py",
+        "tests/test_private_training.py",
+    ],
     "pytorch": ["requirements/pytorch.txt", "src/PACKAGE/networks.py"],
     "tensorflow": ["requirements/tensorflow.txt", "src/PACKAGE/networks.py"],
 }
@@ -204,8 +214,9 @@ def test_dvc_pipeline_chains_the_stages(baked: Path) -> None:
     assert list(stages) == STAGES
     for name, stage in stages.items():
         assert stage["cmd"] == f"{given['project']} {name}"
-        for section in stage.get("params", []):
-            assert section in params
+        for key in stage.get("params", []):  # a section, or section.key
+            section, _, name = key.partition(".")
+            assert name in params[section] if name else section in params, key
     for index, name in enumerate(STAGES[1:], start=1):
         earlier = {path for stage in STAGES[:index] for path in _outputs(stages[stage])}
         assert earlier & set(stages[name]["deps"]), f"{name} consumes nothing from earlier stages"
@@ -315,7 +326,7 @@ def run_project_tests(project: Path, *args: str) -> subprocess.CompletedProcess[
     )
 
 
-DEPENDENCY_TESTS = 16  # 8 closures + 7 data-contract deps + 1 stage order
+DEPENDENCY_TESTS = 18  # 9 closures + 8 data-contract deps + 1 stage order
 
 
 def test_dvc_dependencies_are_the_import_closure(baked: Path) -> None:

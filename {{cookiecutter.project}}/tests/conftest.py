@@ -25,7 +25,7 @@ from {{ cookiecutter.package }}.cli import STAGES
 from {{ cookiecutter.package }}.config import Params, Paths
 from {{ cookiecutter.package }}.data import read_prepared
 from {{ cookiecutter.package }}.files import read_json
-from {{ cookiecutter.package }}.schema import Schema
+from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn, Schema
 from {{ cookiecutter.package }}.serve.bundle import EXAMPLE_FILE
 from {{ cookiecutter.package }}.serve.model import OnnxModel
 from {{ cookiecutter.package }}.smoke import free_port
@@ -65,6 +65,35 @@ def paths(tmp_path_factory: pytest.TempPathFactory, params: Params) -> Paths:
         assert stage.__name__.rpartition(".")[2] in STAGES
         stage.run(params, paths)
     return paths
+
+
+@pytest.fixture(scope="session")
+def training_split(paths: Paths, schema: Schema) -> pd.DataFrame:
+    """The training split, features and target."""
+    features, target = read_prepared(paths.train, schema)
+    return features.assign(**{target.name: target})
+
+
+@pytest.fixture(scope="session")
+def bounded(schema: Schema, training_split: pd.DataFrame) -> Schema:
+    """The schema with a range for every number (privacy needs one): declared, else observed."""
+    columns = {
+        name: column.model_copy(update={"min": low, "max": high})
+        if isinstance(column, NumericColumn)
+        else column
+        for name, column in schema.columns.items()
+        for low, high in [observed(column, training_split[name])]
+    }
+    return schema.model_copy(update={"columns": columns})
+
+
+def observed(column: NumericColumn | CategoryColumn, values: pd.Series) -> tuple[float, float]:
+    """A numeric column's declared range, its observed bounds where it declares none."""
+    if isinstance(column, CategoryColumn):
+        return (0.0, 0.0)
+    low = values.min() if column.min is None else column.min
+    high = values.max() if column.max is None else column.max
+    return (float(low), float(high))
 
 
 @pytest.fixture(scope="session")

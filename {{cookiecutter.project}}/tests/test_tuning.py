@@ -97,6 +97,14 @@ def test_fractions_for_an_integer_parameter_are_refused(params: Params) -> None:
     )
 
 
+def test_private_training_cannot_be_searched(params: Params) -> None:
+    """Each trial would train on the data again: privacy spent that no ledger counts."""
+    assert refusal(settings(), {**params.train, "dp_epsilon": 1.0}) == (
+        "params.yaml: tune: every trial would train on the data with train.dp_epsilon and "
+        "spend it again, which the privacy ledger does not count: tune without it"
+    )
+
+
 def test_early_stopping_needs_a_framework_that_trains_in_epochs(params: Params) -> None:
     given = settings(scheduler="asha")
     if EPOCHS in FIELDS:

@@ -16,6 +16,8 @@ from {{ cookiecutter.package }}.config import (
     FairnessBound,
     ParityBound,
     Paths,
+    PrivacyBudget,
+    PrivacyParams,
     ValidateParams,
 )
 from {{ cookiecutter.package }}.gates import decide
@@ -56,6 +58,7 @@ def test_good_model_without_baseline_passes_and_says_so() -> None:
         "baseline": "skipped",
         "fairness": "passed",
         "onnx_parity": "passed",
+        "privacy": "not_applicable",
     }
     assert "Baseline: no baseline ref given." in render(verdict)
 
@@ -134,6 +137,45 @@ def test_fairness_switched_off_is_not_applicable_and_says_so() -> None:
     assert verdict.passed
     assert statuses(verdict)["fairness"] == "not_applicable"
     assert "| fairness | ➖ not applicable | switched off" in render(verdict)  # noqa: RUF001
+
+
+SPENT = {"statistics": {"epsilon": 0.5, "delta": 0.0}}
+
+
+def private(budget: PrivacyBudget | None, ledger: dict[str, dict[str, float]]) -> Verdict:
+    privacy = PrivacyParams(enabled=True, budget=budget)
+    bounds = params(accuracy={"min": 0.85})
+    return decide(METRICS, FAIRNESS, PARITY, bounds, NONE, privacy=privacy, ledger=ledger)
+
+
+def test_privacy_on_without_a_budget_fails_closed() -> None:
+    verdict = private(None, SPENT)
+    assert not verdict.passed
+    gate = verdict.gates[-1]
+    assert (gate.name, gate.status) == ("privacy", "failed")
+    assert gate.detail == (
+        "privacy is on and params.yaml declares no budget (privacy.budget: {epsilon: ...})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("budget", "failing"),
+    [
+        (PrivacyBudget(epsilon=0.4, delta=1e-5), ["epsilon"]),
+        (PrivacyBudget(epsilon=1.0), ["delta"]),  # a delta spent against a pure-DP budget
+        (PrivacyBudget(epsilon=1.0, delta=1e-5), []),
+    ],
+)
+def test_the_privacy_gate_adds_up_the_ledger_against_the_budget(
+    budget: PrivacyBudget, failing: list[str]
+) -> None:
+    ledger = {**SPENT, "training": {"epsilon": 0.25, "delta": 1e-6}}
+    verdict = private(budget, ledger)
+    gate = verdict.gates[-1]
+    assert [check.name for check in gate.checks if not check.passed] == failing
+    assert [check.value for check in gate.checks] == [0.75, 1e-6]
+    assert verdict.passed == (not failing)
+    assert gate.detail == "(ε, δ) spent on the training data: statistics ε=0.5, training ε=0.25"
 
 
 def test_label_disagreement_fails_parity() -> None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__package__)
 STAGES = {
     "ingest": "Copy the raw data named by ingest.source into data/raw.",
     "prepare": "Validate the raw data against data/schema.yaml and split it.",
+    "describe": "Describe the training split for the report (privately when privacy.enabled).",
     "tune": "Search the train parameters with Ray Tune (when tune.enabled).",
     "train": "Fit the model on the training split and start the MLflow run.",
     "evaluate": "Write test metrics, plots and per-group fairness metrics.",

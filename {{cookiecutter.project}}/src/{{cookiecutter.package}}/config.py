@@ -128,6 +128,23 @@ class ExplainParams(_Strict):
         return levels
 
 
+class PrivacyBudget(_Strict):
+    """The most privacy loss the pipeline may spend on the training data, (epsilon, delta)-DP."""
+
+    epsilon: float = Field(gt=0)
+    delta: float = Field(default=0.0, ge=0, lt=1)
+
+
+class PrivacyParams(_Strict):
+    """``params.yaml: privacy``: differential privacy for the training data."""
+
+    enabled: bool = False
+    # None with privacy on fails the privacy gate: a release needs a declared budget.
+    budget: PrivacyBudget | None = None
+    statistics_epsilon: float = Field(default=0.5, gt=0)  # the report's data statistics
+    histogram_bins: int = Field(default=10, ge=2, le=50)  # per numeric feature
+
+
 class Bound(_Strict):
     """A threshold with its direction: ``{min: 0.85}`` for a score, ``{max: 0.4}`` for a loss."""
 
@@ -174,6 +191,7 @@ class Params(_Strict):
     train: dict[str, Any]
     tune: TuneParams = TuneParams()  # off unless params.yaml switches it on
     explain: ExplainParams = ExplainParams()
+    privacy: PrivacyParams = PrivacyParams()  # off: the report's statistics are exact
     validate_: ValidateParams = Field(alias="validate")
 
     @classmethod
@@ -252,6 +270,7 @@ class Paths:
     verdict: Path = Path("reports/verdict.json")
     report: Path = Path("reports/report.md")
     model_card: Path = Path("reports/model_card.md")
+    statistics: Path = Path("reports/statistics.json")  # of the training split
     explanations: Path = Path("reports/explanations.json")
     explanations_page: Path = Path("reports/explanations.html")
     mlflow: Path = Path("mlflow")

@@ -2,14 +2,15 @@
 
 Each gate is a small function returning a :class:`~.verdict.Gate`: absolute thresholds (a
 minimum for a score, a maximum for a loss), no regression against a baseline, a fairness
-bound per sensitive feature, and ONNX parity. :func:`decide` applies them all.
+bound per sensitive feature, ONNX parity, and the privacy budget. :func:`decide` applies them
+all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .config import Bound, FairnessBound, ParityBound, ValidateParams
+from .config import Bound, FairnessBound, ParityBound, PrivacyParams, ValidateParams
 from .verdict import Baseline, Check, Gate, Op, Status, Verdict
 
 
@@ -112,6 +113,30 @@ def parity_gate(parity: dict[str, float], bound: ParityBound) -> Gate:
     )
 
 
+def privacy_gate(ledger: dict[str, dict[str, float]], privacy: PrivacyParams) -> Gate:
+    """What the pipeline spent on the training data, per ledger entry, stays within the budget.
+
+    ``ledger`` maps each private release (the data statistics, training) to its epsilon and
+    delta; they add up (basic composition). Privacy on without a budget fails.
+    """
+    if not privacy.enabled:
+        return Gate("privacy", "not_applicable", "switched off in params.yaml (privacy.enabled)")
+    if privacy.budget is None:
+        return Gate(
+            "privacy",
+            "failed",
+            "privacy is on and params.yaml declares no budget (privacy.budget: {epsilon: ...})",
+        )
+    epsilon = sum(spent["epsilon"] for spent in ledger.values())
+    delta = sum(spent["delta"] for spent in ledger.values())
+    checks = [
+        _check("epsilon", round(epsilon, 9), "<=", privacy.budget.epsilon),
+        _check("delta", delta, "<=", privacy.budget.delta),
+    ]
+    spent = ", ".join(f"{name} ε={entry['epsilon']:.4g}" for name, entry in ledger.items())
+    return _gate("privacy", checks, f"(ε, δ) spent on the training data: {spent or 'nothing'}")
+
+
 def decide(
     metrics: dict[str, float],
     fairness: dict[str, dict[str, Any]],
@@ -120,6 +145,8 @@ def decide(
     baseline: Baseline,
     model_sha256: str = "",
     test_split_md5: str = "",
+    privacy: PrivacyParams | None = None,
+    ledger: dict[str, dict[str, float]] | None = None,
 ) -> Verdict:
     """Apply every gate; the model passes only if none failed."""
     gates = [
@@ -127,6 +154,7 @@ def decide(
         baseline_gate(metrics, baseline, params.thresholds, params.max_regression),
         fairness_gate(fairness, params.fairness),
         parity_gate(parity, params.parity),
+        privacy_gate(ledger or {}, privacy or PrivacyParams()),
     ]
     return Verdict(
         passed=all(gate.status != "failed" for gate in gates),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from .config import PROJECT, Tuned
+from .config import PROJECT, PrivacyParams, Tuned
 from .report import explanation_table
 from .schema import CategoryColumn, NumericColumn, Schema
 from .verdict import Verdict
@@ -37,6 +37,8 @@ class Facts:
     test_rows: int
     explanations: dict[str, Any]  # reports/explanations.json
     top: int  # features listed
+    privacy: PrivacyParams
+    ledger: dict[str, dict[str, float]]  # what each private release spent
 
 
 def render(facts: Facts) -> str:
@@ -93,8 +95,7 @@ def render(facts: Facts) -> str:
         "",
         "## Privacy",
         "",
-        "Trained without differential privacy: no privacy budget was spent, and the model and "
-        "the statistics in this card come from the raw data.",
+        *_privacy(facts),
         "",
         "## Encrypted inference",
         "",
@@ -108,6 +109,35 @@ def render(facts: Facts) -> str:
         *_fairness_limits(facts.schema),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _privacy(facts: Facts) -> list[str]:
+    if not facts.privacy.enabled:
+        return [
+            "Differential privacy is off: no privacy budget was spent, and the model and the "
+            "data statistics in the report come from the raw data."
+        ]
+    budget = facts.privacy.budget
+    spent = [
+        f"- {name}: ε = {entry['epsilon']:.4g}, δ = {entry['delta']:g}"
+        for name, entry in facts.ledger.items()
+    ]
+    return [
+        "Differential privacy is on. Budget: "
+        + (f"ε = {budget.epsilon:g}, δ = {budget.delta:g}." if budget else "none declared.")
+        + " Spent on the training data:",
+        "",
+        *(spent or ["- nothing"]),
+        "",
+        "The data statistics in the report are released through OpenDP's Laplace mechanism. "
+        + (
+            "The model is trained with objective perturbation (epsilon-DP for one added or "
+            "removed row), on numbers scaled by the schema's declared ranges."
+            if "training" in facts.ledger
+            else "The model itself is trained without differential privacy: it can reveal "
+            "facts about individual training rows."
+        ),
+    ]
 
 
 def _tuning(tuned: Tuned) -> str:

@@ -68,6 +68,48 @@ def explanation_table(explanations: dict[str, Any], top: int) -> list[str]:
     return lines[:-1]
 
 
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def statistics_table(statistics: dict[str, Any]) -> list[str]:
+    """The training split described: rows, classes, and a mean and histogram per feature."""
+    if statistics["private"]:
+        how = (
+            f"Released with differential privacy ({statistics['mechanism']}, "
+            f"ε = {statistics['epsilon']:.4g}, δ = {statistics['delta']:g}): every number here "
+            "is noisy, none is the raw data's."
+        )
+    else:
+        how = "Exact: privacy is off (params.yaml: privacy.enabled)."
+    columns = dict(statistics["columns"])
+    target, counted = next((name, c) for name, c in columns.items() if c["type"] == "target")
+    del columns[target]
+    classes = ", ".join(f"{label}: {count}" for label, count in counted["counts"].items())
+    lines = [
+        f"{how} {statistics['rows']} rows; {target} {classes}.",
+        "",
+        "| feature | mean | distribution |",
+        "| --- | ---: | --- |",
+    ]
+    for name, column in columns.items():
+        if column["type"] == "category":
+            counts = ", ".join(f"{category} {n}" for category, n in column["counts"].items())
+            lines.append(f"| {name} | — | {counts} |")
+            continue
+        edges = column["edges"]
+        lines.append(
+            f"| {name} | {column['mean']:.4g} | {_bars(column['counts'])} "
+            f"{edges[0]:g} to {edges[-1]:g} |"
+        )
+    return lines
+
+
+def _bars(counts: list[int]) -> str:
+    """A histogram as block characters, the tallest bin full height."""
+    tallest = max(max(counts), 1)
+    return "".join(BARS[round(count / tallest * (len(BARS) - 1))] for count in counts)
+
+
 def _shape(values: list[Any], probability: list[float]) -> str:
     if all(isinstance(value, int | float) for value in values):
         return (
@@ -78,8 +120,13 @@ def _shape(values: list[Any], probability: list[float]) -> str:
     return ", ".join(f"{value} {p:.2f}" for p, value in ranked)
 
 
-def render(verdict: Verdict, explanations: dict[str, Any] | None = None, top: int = 5) -> str:
-    """The whole report: verdict, metric table with baseline diff, gate table, explanations."""
+def render(
+    verdict: Verdict,
+    explanations: dict[str, Any] | None = None,
+    top: int = 5,
+    statistics: dict[str, Any] | None = None,
+) -> str:
+    """The whole report: verdict, metrics with baseline diff, gates, explanations, data."""
     title = "✅ Model passed all gates" if verdict.passed else "❌ Model rejected"
     baseline = verdict.baseline.metrics or {}
     lines = [
@@ -102,4 +149,6 @@ def render(verdict: Verdict, explanations: dict[str, Any] | None = None, top: in
         lines.append(f"| {gate.name} | {ICONS[gate.status]} {status} | {gate.detail} | {checks} |")
     if explanations is not None:
         lines += ["", "### Explanations", "", *explanation_table(explanations, top)]
+    if statistics is not None:
+        lines += ["", "### Training data", "", *statistics_table(statistics)]
     return "\n".join(lines) + "\n"

@@ -2,32 +2,39 @@
 
 Numeric columns are standardized and categories one-hot encoded with the schema's category
 list. The preprocessing is fitted on training rows only and exported with the model, so the
-serving app feeds raw feature values whatever the framework.
+serving app feeds raw feature values whatever the framework. Differentially private training
+scales numbers by the schema's declared ranges instead, so the data shapes nothing but the
+model it pays for (:func:`fitted_on_bounds`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import onnx
+import pandas as pd
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
 from .schema import CategoryColumn, Schema
 
+Numbers = Literal["standardize", "passthrough", "to_unit_range"]
+SCALERS = {"standardize": StandardScaler, "to_unit_range": MinMaxScaler}
 
-def preprocessor(schema: Schema, *, scale: bool = True) -> ColumnTransformer:
+
+def preprocessor(schema: Schema, *, numbers: Numbers = "standardize") -> ColumnTransformer:
     """An unfitted transformer from raw feature columns to one numeric matrix.
 
-    ``scale=False`` passes numbers through, for models that split on thresholds.
+    ``numbers="passthrough"`` leaves numbers as they are, for models that split on thresholds.
     """
     categorical = [name for name, col in schema.columns.items() if isinstance(col, CategoryColumn)]
     numeric = [name for name in schema.features if name not in categorical]
+    scaler = SCALERS[numbers]() if numbers in SCALERS else "passthrough"
     return ColumnTransformer(
         [
-            ("numeric", StandardScaler() if scale else "passthrough", numeric),
+            ("numeric", scaler, numeric),
             (
                 "categorical",
                 OneHotEncoder(
@@ -38,6 +45,26 @@ def preprocessor(schema: Schema, *, scale: bool = True) -> ColumnTransformer:
             ),
         ]
     )
+
+
+def fitted_on_bounds(schema: Schema) -> ColumnTransformer:
+    """The preprocessing fitted on the schema alone, never on a training row.
+
+    Each number is mapped from its declared ``[min, max]`` to ``[0, 1]`` and categories are
+    one-hot, so every row it makes has a norm of at most the root of the feature count.
+
+    Raises:
+        ValueError: a numeric column lacks ``min`` or ``max``.
+    """
+    corners: dict[str, list[Any]] = {}
+    for name, column in schema.columns.items():
+        if isinstance(column, CategoryColumn):
+            corners[name] = column.categories[:1] * 2
+        elif column.min is None or column.max is None:
+            raise ValueError(f"{name} has no min and max in data/schema.yaml")
+        else:
+            corners[name] = [column.min, column.max]
+    return preprocessor(schema, numbers="to_unit_range").fit(pd.DataFrame(corners))
 
 
 def convert(

@@ -70,12 +70,18 @@ def check(settings: TuneParams, params: type[BaseModel], train: dict) -> None:
     """Refuse a search the framework cannot run, naming the parameter.
 
     Every bound and choice must be a valid value of its ``train`` parameter, a continuous
-    distribution cannot feed an integer parameter, and early stopping needs epochs.
+    distribution cannot feed an integer parameter, early stopping needs epochs, and private
+    training cannot be searched (each trial would spend the privacy budget).
 
     Raises:
         StageError: ``params.yaml: tune.<name>: <problem>``.
     """
     fields = params.model_fields
+    if train.get("dp_epsilon") is not None or "dp_epsilon" in settings.space:
+        raise StageError(
+            "params.yaml: tune: every trial would train on the data with train.dp_epsilon and "
+            "spend it again, which the privacy ledger does not count: tune without it"
+        )
     if settings.scheduler == "asha" and EPOCHS not in fields:
         raise StageError(
             "params.yaml: tune.scheduler: asha stops trials between epochs, and this "

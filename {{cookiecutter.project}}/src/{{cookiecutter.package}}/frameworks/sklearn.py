@@ -4,6 +4,9 @@
 Boosting Machine (a glass-box model: a sum of one learned shape function per feature),
 exported by ebm2onnx's converter for skl2onnx. The preprocessing lives inside the pipeline, so
 the ONNX export carries it too and the serving app feeds raw feature values.
+
+``train.dp_epsilon`` trains the logistic regression with differential privacy (objective
+perturbation, :mod:`..private_training`) on features scaled by the schema's declared ranges.
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ import numpy as np
 import pandas as pd
 from ebm2onnx.sklearn import convert_ebm_classifier, ebm_output_shape_calculator
 from interpret.glassbox import ExplainableBoostingClassifier
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from skl2onnx import update_registered_converter
 from sklearn.base import ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from .. import mitigation
+from .. import mitigation, private_training
+from ..config import StageError
 from ..schema import Schema
-from ..tabular import convert, preprocessor
+from ..tabular import convert, fitted_on_bounds, preprocessor
 from . import Progress
 
 NAME = "sklearn"
@@ -47,8 +51,26 @@ class Params(BaseModel):
     fairness_mitigation: mitigation.Technique = "none"
     fairness_constraint: mitigation.Constraint = "demographic_parity"
     mitigation_grid: int = Field(default=10, ge=2)  # grid_search: models trained
+    # Differential privacy: the epsilon the logistic regression's training spends; None: off.
+    dp_epsilon: float | None = Field(default=None, gt=0)
 
     _exportable = field_validator("fairness_mitigation")(mitigation.exportable)
+
+    @model_validator(mode="after")
+    def _private_training_applies(self) -> Params:
+        if self.dp_epsilon is None:
+            return self
+        if self.model != "logistic_regression":
+            raise ValueError(
+                "dp_epsilon: differentially private training covers model: "
+                f"logistic_regression (objective perturbation), not {self.model}"
+            )
+        if self.fairness_mitigation != "none":
+            raise ValueError(
+                "dp_epsilon: fairness mitigation trains several models on the data, each "
+                "spending the budget again: set fairness_mitigation: none"
+            )
+        return self
 
 
 def fit(
@@ -64,10 +86,13 @@ def fit(
     With ``fairness_mitigation``, the unmitigated pipeline rides along as ``unmitigated_``,
     so ``evaluate`` can report the fairness before and after.
     """
+    if params.dp_epsilon is not None:
+        return _private(features, target, schema, params.C, params.dp_epsilon)
     ebm = params.model == "ebm"
     if ebm:  # unscaled, as served: the boosting splits on thresholds (see _as_served)
         features = _as_served(features)
-    preprocess = preprocessor(schema, scale=not ebm).fit(features)
+    preprocess = preprocessor(schema, numbers="passthrough" if ebm else "standardize")
+    preprocess.fit(features)
     matrix = preprocess.transform(features)
     model = Pipeline(
         [("preprocess", preprocess), ("classifier", _classifier(params, seed).fit(matrix, target))]
@@ -85,6 +110,34 @@ def fit(
     mitigated = Pipeline([("preprocess", preprocess), ("classifier", fairer)])
     mitigated.unmitigated_ = model
     return mitigated
+
+
+def _private(
+    features: pd.DataFrame,
+    target: pd.Series,
+    schema: Schema,
+    inverse_regularization: float,
+    epsilon: float,
+) -> Pipeline:
+    """An epsilon-DP logistic regression behind preprocessing fitted on the schema alone."""
+    classes = schema.target.classes
+    if len(classes) != 2:
+        raise StageError(
+            f"params.yaml: train.dp_epsilon: private training covers two classes; "
+            f"data/schema.yaml declares {len(classes)}"
+        )
+    try:
+        preprocess = fitted_on_bounds(schema)
+    except ValueError as error:
+        raise StageError(
+            f"params.yaml: train.dp_epsilon: private training scales each number by its "
+            f"declared range, and {error}"
+        ) from None
+    matrix = preprocess.transform(features)
+    classifier = private_training.fit(
+        matrix, target.to_numpy(), classes, len(schema.features), inverse_regularization, epsilon
+    )
+    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
 
 
 def _classifier(params: Params, seed: int) -> ClassifierMixin:

@@ -7,6 +7,7 @@ The baseline is a DVC dependency (``baseline/``, filled by ``<cli> baseline --re
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .. import baseline, model_card
 from ..config import Params, Paths, StageError, Tuned
@@ -20,12 +21,31 @@ from ..serve.bundle import METADATA_FILE, read_manifest
 log = logging.getLogger(__name__)
 
 
+def privacy_ledger(
+    statistics: dict[str, Any], train: dict[str, Any]
+) -> dict[str, dict[str, float]]:
+    """The private releases about the training data and what each spent.
+
+    The statistics when privacy is on, and the model when it was trained with
+    ``train.dp_epsilon`` (pure epsilon-DP).
+    """
+    ledger = {}
+    if statistics["private"]:
+        ledger["statistics"] = {"epsilon": statistics["epsilon"], "delta": statistics["delta"]}
+    if train.get("dp_epsilon") is not None:
+        ledger["training"] = {"epsilon": train["dp_epsilon"], "delta": 0.0}
+    return ledger
+
+
 def run(params: Params, paths: Paths) -> None:
     """Judge the exported model; raise :class:`StageError` naming the failed gates."""
     schema = Schema.load(paths.schema)
     features, target = read_prepared(paths.test, schema)
     split = md5(paths.test)
     fairness = read_json(paths.fairness)
+    statistics = read_json(paths.statistics)
+    tuned = Tuned.load(paths.tuned)
+    ledger = privacy_ledger(statistics, tuned.over(params.train))
     verdict = decide(
         read_json(paths.metrics),
         fairness,
@@ -34,9 +54,10 @@ def run(params: Params, paths: Paths) -> None:
         baseline.load(paths, schema, features, target.to_numpy(), split),
         model_sha256=read_manifest(paths.bundle)["model_sha256"],
         test_split_md5=split,
+        privacy=params.privacy,
+        ledger=ledger,
     )
     write_json(paths.verdict, verdict.to_json())
-    tuned = Tuned.load(paths.tuned)
     explanations = read_json(paths.explanations)
     facts = model_card.Facts(
         verdict=verdict,
@@ -52,9 +73,11 @@ def run(params: Params, paths: Paths) -> None:
         test_rows=len(target),
         explanations=explanations,
         top=params.explain.top,
+        privacy=params.privacy,
+        ledger=ledger,
     )
     written = {
-        paths.report: render(verdict, explanations, params.explain.top),
+        paths.report: render(verdict, explanations, params.explain.top, statistics),
         paths.model_card: model_card.render(facts),
     }
     for path, text in written.items():
