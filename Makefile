@@ -78,6 +78,7 @@ bench-models: install ## scikit-learn classifiers and Fairlearn mitigation: trai
 
 bench-privacy: install ## Differentially private training: accuracy and time against non-private, per epsilon
 	$(BIN)/python benchmarks/private_training.py
+	$(BIN)/python benchmarks/private_training.py --framework pytorch --repeats 5
 
 faults: install ## Fault figures of the demo project's server: slow bodies, saturation, SIGTERM (after make demo)
 	ulimit -n 4096 && $(BIN)/python benchmarks/faults.py --project $(DEMO)

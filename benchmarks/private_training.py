@@ -1,13 +1,14 @@
 """Differentially private training's cost: accuracy and time against non-private training.
 
-Bakes the default project, installs it into a virtualenv linked to this one, prepares the demo
-data, and in the project's own environment fits its scikit-learn framework (the code `train`
-runs) `--repeats` times per setting on the training split, scoring each fit on the test
-split: the non-private logistic regression, then `train.dp_epsilon` at several epsilons. The
-noise differs each fit, so the private rows give the mean, minimum and maximum.
+Bakes a project of `--framework` (scikit-learn: objective perturbation; PyTorch: Opacus
+DP-SGD), installs it into a virtualenv linked to this one, prepares the demo data, and in the
+project's own environment fits its framework (the code `train` runs) `--repeats` times per
+setting on the training split, scoring each fit on the test split: non-private, then
+`train.dp_epsilon` at several epsilons. The noise differs each fit, so the rows give the
+mean, minimum and maximum.
 
 Usage, from the template repository:
-    python benchmarks/private_training.py [--repeats 20] [--output results.json]
+    python benchmarks/private_training.py [--framework sklearn] [--repeats 20] [--output F]
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.baking import bake, install
 
 EPSILONS = [0.5, 1.0, 2.0, 4.0]
-PRIVATE_C = 0.5  # more regularization than the default C=1: less noise in the weights
+# What private training changes besides dp_epsilon. scikit-learn: more regularization than
+# the default C=1, so less noise in the weights.
+PRIVATE_CHANGES = {"sklearn": {"C": 0.5}, "pytorch": {}}
 
-# Runs inside the baked project: argv[1] is the number of fits per setting.
+# Runs inside the baked project. argv: fits per setting, epsilons (JSON), changes (JSON).
 FITS = """
 import json, sys, time
 from pathlib import Path
@@ -40,7 +43,8 @@ schema, params = Schema.load(paths.schema), Params.load()
 features, target = read_prepared(paths.train, schema)
 test_features, test_target = read_prepared(paths.test, schema)
 settings = [("non-private", {})] + [
-    (f"dp_epsilon={e}", {"dp_epsilon": e, "C": float(sys.argv[3])}) for e in json.loads(sys.argv[2])
+    (f"dp_epsilon={e}", {"dp_epsilon": e, **json.loads(sys.argv[3])})
+    for e in json.loads(sys.argv[2])
 ]
 results = []
 for name, changes in settings:
@@ -76,15 +80,16 @@ def summary(setting: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--framework", choices=sorted(PRIVATE_CHANGES), default="sklearn")
     parser.add_argument("--repeats", type=int, default=20, help="fits per setting")
     parser.add_argument("--output", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        project = install(bake(Path(scratch)), Path(scratch, "venv"))
+        project = install(bake(Path(scratch), framework=args.framework), Path(scratch, "venv"))
         project.dvc("repro", "prepare")
-        epsilons = json.dumps(EPSILONS)
+        changes = json.dumps(PRIVATE_CHANGES[args.framework])
         printed = project.run(
-            project.python, "-c", FITS, str(args.repeats), epsilons, str(PRIVATE_C)
+            project.python, "-c", FITS, str(args.repeats), json.dumps(EPSILONS), changes
         )
         results = [summary(setting) for setting in json.loads(printed.stdout)]
     base = results[0]

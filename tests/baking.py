@@ -26,7 +26,7 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 # How many tests the default project's own suite holds (its demo schema generates them all).
-DEFAULT_PROJECT_TESTS = 184
+DEFAULT_PROJECT_TESTS = 185
 SKLEARN_ONLY_TESTS = 7  # of them: tests/test_private_training.py
 
 
@@ -161,6 +161,14 @@ class Project:
         return self.run(
             str(Path(self.env["VIRTUAL_ENV"]) / "bin" / self.root.name), *args, check=check
         )
+
+
+def failing_repro(project: Project) -> subprocess.CompletedProcess[str]:
+    """``dvc repro`` that must fail, and cleanly: a non-zero exit, no traceback."""
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
 
 
 def install(root: Path, venv: Path) -> Project:

@@ -24,6 +24,7 @@ from .baking import (
     deny_half_the_women,
     edit_csv,
     edit_params,
+    failing_repro,
     fresh,
     install,
 )
@@ -36,6 +37,14 @@ STAGES = [
 ]
 OUTPUTS = ["data/raw", "data/prepared", "models", "logs", "metrics", "plots", "reports"]
 FRAMEWORKS = ["default", "pytorch", "tensorflow"]  # combination ids: each framework once
+# The verdict of the default pipeline on the demo data: no baseline, privacy off.
+PASSED = {
+    "thresholds": "passed",
+    "baseline": "skipped",
+    "fairness": "passed",
+    "onnx_parity": "passed",
+    "privacy": "not_applicable",
+}
 CURVES = """
 import json, mlflow
 from pathlib import Path
@@ -94,13 +103,7 @@ def test_repro_runs_every_stage_and_is_reproducible(each_framework: Project) -> 
     assert ran(first.stdout) == STAGES
     lock = (project.root / "dvc.lock").read_text()
     assert list(yaml.safe_load(lock)["stages"]) == STAGES
-    assert gate_status(project) == {
-        "thresholds": "passed",
-        "baseline": "skipped",
-        "fairness": "passed",
-        "onnx_parity": "passed",
-        "privacy": "not_applicable",
-    }
+    assert gate_status(project) == PASSED
     assert "Data and pipelines are up to date." in project.dvc("repro").stdout
 
     # A clean re-run: no outputs, and --force so every command really runs (no cache restore).
@@ -142,6 +145,7 @@ def test_editing_the_schema_retrains_reexports_and_revalidates(project: Project)
     again = project.dvc("repro")
     assert ran(again.stdout) == [
         "prepare",
+        "describe",
         "tune",
         "train",
         "evaluate",
@@ -287,10 +291,8 @@ def test_bad_data_stops_prepare_and_leaves_nothing_cached(
     project: Project, change: Callable[[Rows], Rows], expected: str
 ) -> None:
     edit_demo_data(project, change)
-    result = project.dvc("repro", check=False)
-    assert result.returncode != 0
+    result = failing_repro(project)
     assert expected in result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
     assert not (project.root / "data" / "prepared").exists()
     lock = yaml.safe_load((project.root / "dvc.lock").read_text())
     assert list(lock["stages"]) == ["ingest"]
@@ -305,8 +307,7 @@ def test_model_trained_on_shuffled_labels_is_rejected(each_framework: Project) -
         return [{**row, "approved": label} for row, label in zip(rows, labels, strict=True)]
 
     edit_demo_data(project, shuffle)
-    result = project.dvc("repro", check=False)
-    assert result.returncode != 0
+    result = failing_repro(project)
     assert "model rejected by gate(s): thresholds (accuracy, roc_auc, log_loss)" in result.stderr
     assert gate_status(project)["thresholds"] == "failed"
     assert verdict(project)["metrics"]["accuracy"] < 0.6
@@ -327,13 +328,7 @@ def test_an_explainable_boosting_machine_ships_with_exact_parity_and_reproduces(
 ) -> None:
     edit_params(project.root, "train", model="ebm")
     project.dvc("repro")
-    assert gate_status(project) == {
-        "thresholds": "passed",
-        "baseline": "skipped",
-        "fairness": "passed",
-        "onnx_parity": "passed",
-        "privacy": "not_applicable",
-    }
+    assert gate_status(project) == PASSED
     # Binned in double from the float32 the server receives: only the sum's rounding differs.
     parity = json.loads((project.root / "metrics" / "parity.json").read_text())
     assert parity["max_abs_diff"] < 1e-6
@@ -358,25 +353,18 @@ def test_injected_bias_fails_the_fairness_gate_until_fairlearn_mitigates_it(
 ) -> None:
     edit_demo_data(project, deny_half_the_women)
     edit_params(project.root, "validate", thresholds=BIASED_LABEL_THRESHOLDS)
-    result = project.dvc("repro", check=False)
-    assert result.returncode != 0
+    result = failing_repro(project)
     assert "model rejected by gate(s): fairness (gender.demographic_parity_difference);" in (
         result.stderr
     )
-    passed = {
-        "thresholds": "passed",
-        "baseline": "skipped",
-        "onnx_parity": "passed",
-        "privacy": "not_applicable",
-    }
-    assert gate_status(project) == {**passed, "fairness": "failed"}
+    assert gate_status(project) == {**PASSED, "fairness": "failed"}
     biased = fairness_of(project)
     assert biased["demographic_parity_difference"] > 0.1
     assert "unmitigated" not in biased
 
     edit_params(project.root, "train", fairness_mitigation="grid_search")
     project.dvc("repro")
-    assert gate_status(project) == {**passed, "fairness": "passed"}  # parity held: it shipped
+    assert gate_status(project) == PASSED  # parity held: it shipped
     mitigated = fairness_of(project)
     assert mitigated["demographic_parity_difference"] <= 0.1
     # "Before" is the model trained as if unmitigated: the failed run's number, exactly.
@@ -396,13 +384,11 @@ def test_a_mitigation_that_cannot_ship_as_one_onnx_model_is_refused(
     project: Project, technique: str
 ) -> None:
     edit_params(project.root, "train", fairness_mitigation=technique)
-    result = project.dvc("repro", check=False)
-    assert result.returncode != 0
+    result = failing_repro(project)
     assert (
         f"params.yaml: train: fairness_mitigation: Value error, {technique} cannot be exported "
         "to ONNX: "
     ) in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
     assert not (project.root / "models" / "native").exists()
 
 
@@ -416,8 +402,7 @@ def test_the_privacy_gate_fails_closed_and_judges_the_release_against_the_budget
     """Privacy on: the report's statistics are an OpenDP release whose epsilon the gate adds
     up; without a budget, or over it, the model is rejected. A new budget releases nothing."""
     edit_params(project.root, "privacy", enabled=True, budget=None)
-    failed = project.dvc("repro", check=False)
-    assert failed.returncode != 0
+    failed = failing_repro(project)
     assert (
         "model rejected by gate(s): privacy (privacy is on and params.yaml declares no budget "
         "(privacy.budget: {epsilon: ...}));"
@@ -428,7 +413,7 @@ def test_the_privacy_gate_fails_closed_and_judges_the_release_against_the_budget
     released = (project.root / "reports/statistics.json").read_bytes()
 
     edit_params(project.root, "privacy", budget={"epsilon": 0.4, "delta": 0.0})
-    over = project.dvc("repro", check=False)
+    over = failing_repro(project)
     assert ran(over.stdout) == ["validate"]  # judged again, not released again
     assert "model rejected by gate(s): privacy (epsilon);" in over.stderr
     assert (project.root / "reports/statistics.json").read_bytes() == released
@@ -451,6 +436,15 @@ def test_the_privacy_gate_fails_closed_and_judges_the_release_against_the_budget
     assert "The model itself is trained without differential privacy" in card
 
 
+# Gates a privately trained model can pass: thresholds loose enough for every one of 300
+# scikit-learn fits measured (accuracy 0.68 to 0.86), and no fairness gate, since the noise
+# can move the gender weight past its bound (not what these tests are about).
+PRIVATE_MODEL_GATES = {
+    "thresholds": {"accuracy": {"min": 0.6}, "roc_auc": {"min": 0.7}, "log_loss": {"max": 0.7}},
+    "fairness": None,
+}
+
+
 def test_private_training_spends_from_the_same_budget_and_costs_accuracy(
     project: Project,
 ) -> None:
@@ -458,9 +452,8 @@ def test_private_training_spends_from_the_same_budget_and_costs_accuracy(
     accuracy band is two-sided: the non-private model (0.91) would fail it too."""
     edit_params(project.root, "privacy", enabled=True, budget={"epsilon": 1.0, "delta": 0.0})
     edit_params(project.root, "train", dp_epsilon=1.0, C=0.5)
-    loose = {"accuracy": {"min": 0.6}, "roc_auc": {"min": 0.7}, "log_loss": {"max": 0.7}}
-    edit_params(project.root, "validate", thresholds=loose)
-    over = project.dvc("repro", check=False)
+    edit_params(project.root, "validate", **PRIVATE_MODEL_GATES)
+    over = failing_repro(project)
     assert "model rejected by gate(s): privacy (epsilon);" in over.stderr
     gate = privacy_gate(project)
     assert gate["detail"] == "(ε, δ) spent on the training data: statistics ε=0.5, training ε=1"
@@ -470,10 +463,31 @@ def test_private_training_spends_from_the_same_budget_and_costs_accuracy(
 
     edit_params(project.root, "privacy", budget={"epsilon": 1.5, "delta": 0.0})
     assert ran(project.dvc("repro").stdout) == ["validate"]
-    assert gate_status(project)["privacy"] == "passed"
+    assert gate_status(project) == {**PASSED, "fairness": "not_applicable", "privacy": "passed"}
     card = (project.root / "reports/model_card.md").read_text()
     assert "- training: ε = 1, δ = 0" in card
-    assert "The model is trained with objective perturbation (epsilon-DP" in card
+    assert "The model is trained with differential privacy for one added or removed row" in card
+
+
+def test_pytorch_trains_with_dp_sgd_and_the_gate_counts_opacus_epsilon_and_delta(
+    bakes: dict[str, Path], tmp_path: Path
+) -> None:
+    """Opacus on every row for max_epochs epochs: the accountant's epsilon per epoch is the
+    curve, it ends at the target, and the ledger holds the target epsilon and delta."""
+    project = install(fresh(bakes["pytorch"], tmp_path / "out"), tmp_path / "venv")
+    edit_params(project.root, "privacy", enabled=True, budget={"epsilon": 1.5, "delta": 1e-5})
+    edit_params(project.root, "train", dp_epsilon=1.0, dp_delta=1e-5, max_epochs=12)
+    edit_params(project.root, "validate", **PRIVATE_MODEL_GATES)
+    project.dvc("repro")
+    gate = privacy_gate(project)
+    assert gate["detail"] == "(ε, δ) spent on the training data: statistics ε=0.5, training ε=1"
+    assert [check["value"] for check in gate["checks"]] == [1.5, 1e-5]
+    assert gate_status(project) == {**PASSED, "fairness": "not_applicable", "privacy": "passed"}
+    logged = json.loads(project.run(project.python, "-c", CURVES).stdout)
+    assert set(logged["tensorboard"]) == {"epsilon"}  # no loss curves: unaccounted releases
+    spent = [value for _, value in logged["tensorboard"]["epsilon"]]
+    assert len(spent) == 12  # every epoch: no early stopping
+    assert spent == sorted(spent) and 0.9 < spent[-1] <= 1.0
 
 
 def test_regression_against_the_baseline_model_fails(project: Project) -> None:

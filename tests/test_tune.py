@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .baking import Project, fresh, install, switch_tuning_on
+from .baking import Project, failing_repro, fresh, install, switch_tuning_on
 from .infra import free_port
 from .test_pipeline import STAGES, ran, verdict
 
@@ -117,8 +117,7 @@ def test_a_search_that_cannot_run_stops_the_pipeline_naming_the_parameter(
     project: Project, space: dict, stage: str, message: str
 ) -> None:
     switch_tuning_on(project.root, space=space)
-    failed = project.dvc("repro", check=False)
-    assert failed.returncode != 0
+    failed = failing_repro(project)
     assert ran(failed.stdout)[-1] == stage
     assert [line for line in failed.stderr.splitlines() if line.startswith("ERROR: params")] == [
         message
@@ -191,7 +190,7 @@ def test_a_cluster_searches_the_same_samples_with_the_projects_pinned_environmen
 
 def test_a_remote_cluster_cannot_log_to_this_machines_mlflow_file(project: Project) -> None:
     switch_tuning_on(project.root, trials=2, address="ray://ray-head.example:10001")
-    failed = project.dvc("repro", check=False)
+    failed = failing_repro(project)
     assert ran(failed.stdout)[-1] == "tune"
     assert [line for line in failed.stderr.splitlines() if line.startswith("ERROR: params")] == [
         "ERROR: params.yaml: tune.address: the search runs on the cluster at "

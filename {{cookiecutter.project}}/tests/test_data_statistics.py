@@ -10,6 +10,7 @@ import pytest
 
 from {{ cookiecutter.package }}.config import PrivacyParams, StageError
 from {{ cookiecutter.package }}.data_statistics import describe
+from {{ cookiecutter.package }}.report import statistics_table
 from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn, Schema
 
 PRIVATE = PrivacyParams(enabled=True, statistics_epsilon=0.5)
@@ -84,3 +85,21 @@ def test_privacy_refuses_a_numeric_column_without_a_declared_range(
     edges = describe(training_split, unbounded, PrivacyParams())["columns"][name]["edges"]
     values = training_split[name]
     assert (edges[0], edges[-1]) == (round(values.min(), 6), round(values.max(), 6))
+
+
+def test_the_report_lists_every_feature_with_its_histogram_drawn_to_scale(
+    training_split: pd.DataFrame, schema: Schema
+) -> None:
+    released = describe(training_split, schema, PrivacyParams())
+    table = statistics_table(released)
+    assert table[0].startswith("Exact: privacy is off (params.yaml: privacy.enabled). ")
+    rows = {line.split(" | ")[0][2:]: line for line in table[4:]}
+    assert list(rows) == [name for name in released["columns"] if name != schema.target.name]
+    for name, column in schema.columns.items():
+        if isinstance(column, CategoryColumn):
+            continue
+        counts = released["columns"][name]["counts"]
+        bars = rows[name].split(" | ")[2].split(" ")[0]
+        assert len(bars) == len(counts)
+        assert bars[counts.index(max(counts))] == "█"  # the tallest bin is full height
+        assert [bar == "▁" for bar in bars] == [count <= max(counts) / 14 for count in counts]

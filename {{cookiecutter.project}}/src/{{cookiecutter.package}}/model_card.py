@@ -131,8 +131,9 @@ def _privacy(facts: Facts) -> list[str]:
         "",
         "The data statistics in the report are released through OpenDP's Laplace mechanism. "
         + (
-            "The model is trained with objective perturbation (epsilon-DP for one added or "
-            "removed row), on numbers scaled by the schema's declared ranges."
+            "The model is trained with differential privacy for one added or removed row "
+            "(`train.dp_epsilon`; the README's Privacy section names the mechanism), on "
+            "numbers scaled by the schema's declared ranges."
             if "training" in facts.ledger
             else "The model itself is trained without differential privacy: it can reveal "
             "facts about individual training rows."

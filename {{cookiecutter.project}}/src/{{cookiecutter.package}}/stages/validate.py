@@ -27,13 +27,13 @@ def privacy_ledger(
     """The private releases about the training data and what each spent.
 
     The statistics when privacy is on, and the model when it was trained with
-    ``train.dp_epsilon`` (pure epsilon-DP).
+    ``train.dp_epsilon`` (and ``dp_delta`` where the mechanism has one).
     """
     ledger = {}
     if statistics["private"]:
         ledger["statistics"] = {"epsilon": statistics["epsilon"], "delta": statistics["delta"]}
     if train.get("dp_epsilon") is not None:
-        ledger["training"] = {"epsilon": train["dp_epsilon"], "delta": 0.0}
+        ledger["training"] = {"epsilon": train["dp_epsilon"], "delta": train.get("dp_delta", 0.0)}
     return ledger
 
 
