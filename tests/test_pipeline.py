@@ -468,6 +468,17 @@ def test_private_training_spends_from_the_same_budget_and_costs_accuracy(
     assert "- training: ε = 1, δ = 0" in card
     assert "The model is trained with differential privacy for one added or removed row" in card
 
+    # The gate off, the model still private: the card says both.
+    edit_params(project.root, "privacy", enabled=False)
+    assert ran(project.dvc("repro").stdout) == ["describe", "validate"]
+    assert gate_status(project)["privacy"] == "not_applicable"
+    card = (project.root / "reports/model_card.md").read_text()
+    assert (
+        "Differential privacy is off (`params.yaml: privacy.enabled`): no budget is checked. "
+        "Spent on the training data:\n\n- training: ε = 1, δ = 0\n\nThe data statistics in the "
+        "report are exact. The model is trained with differential privacy"
+    ) in card
+
 
 def test_pytorch_trains_with_dp_sgd_and_the_gate_counts_opacus_epsilon_and_delta(
     bakes: dict[str, Path], tmp_path: Path

@@ -112,24 +112,32 @@ def render(facts: Facts) -> str:
 
 
 def _privacy(facts: Facts) -> list[str]:
-    if not facts.privacy.enabled:
+    if not facts.privacy.enabled and not facts.ledger:
         return [
             "Differential privacy is off: no privacy budget was spent, and the model and the "
             "data statistics in the report come from the raw data."
         ]
     budget = facts.privacy.budget
+    if not facts.privacy.enabled:  # trained privately, with the gate off
+        stated = "off (`params.yaml: privacy.enabled`): no budget is checked."
+    else:
+        stated = "on. Budget: " + (
+            f"ε = {budget.epsilon:g}, δ = {budget.delta:g}." if budget else "none declared."
+        )
     spent = [
         f"- {name}: ε = {entry['epsilon']:.4g}, δ = {entry['delta']:g}"
         for name, entry in facts.ledger.items()
     ]
     return [
-        "Differential privacy is on. Budget: "
-        + (f"ε = {budget.epsilon:g}, δ = {budget.delta:g}." if budget else "none declared.")
-        + " Spent on the training data:",
+        f"Differential privacy is {stated} Spent on the training data:",
         "",
         *(spent or ["- nothing"]),
         "",
-        "The data statistics in the report are released through OpenDP's Laplace mechanism. "
+        (
+            "The data statistics in the report are released through OpenDP's Laplace mechanism. "
+            if "statistics" in facts.ledger
+            else "The data statistics in the report are exact. "
+        )
         + (
             "The model is trained with differential privacy for one added or removed row "
             "(`train.dp_epsilon`; the README's Privacy section names the mechanism), on "

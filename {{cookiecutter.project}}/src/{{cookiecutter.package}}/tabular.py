@@ -18,6 +18,7 @@ from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
+from .config import StageError
 from .schema import CategoryColumn, Schema
 
 Numbers = Literal["standardize", "passthrough", "to_unit_range"]
@@ -48,20 +49,23 @@ def preprocessor(schema: Schema, *, numbers: Numbers = "standardize") -> ColumnT
 
 
 def fitted_on_bounds(schema: Schema) -> ColumnTransformer:
-    """The preprocessing fitted on the schema alone, never on a training row.
+    """The preprocessing of private training, fitted on the schema alone, never on a row.
 
     Each number is mapped from its declared ``[min, max]`` to ``[0, 1]`` and categories are
     one-hot, so every row it makes has a norm of at most the root of the feature count.
 
     Raises:
-        ValueError: a numeric column lacks ``min`` or ``max``.
+        StageError: a numeric column lacks ``min`` or ``max``.
     """
     corners: dict[str, list[Any]] = {}
     for name, column in schema.columns.items():
         if isinstance(column, CategoryColumn):
             corners[name] = column.categories[:1] * 2
         elif column.min is None or column.max is None:
-            raise ValueError(f"{name} has no min and max in data/schema.yaml")
+            raise StageError(
+                "params.yaml: train.dp_epsilon: private training scales each number by its "
+                f"declared range, and {name} has no min and max in data/schema.yaml"
+            )
         else:
             corners[name] = [column.min, column.max]
     return preprocessor(schema, numbers="to_unit_range").fit(pd.DataFrame(corners))

@@ -36,7 +36,6 @@ from sklearn.compose import ColumnTransformer
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from ..config import StageError
 from ..networks import OPSET, NetworkParams, behind_preprocessing, matrix, training_arrays
 from ..schema import Schema
 from ..tabular import fitted_on_bounds
@@ -155,13 +154,7 @@ def _fit_private(
 
     The noise comes from a generator seeded by the operating system, not by ``seed``.
     """
-    try:
-        preprocess = fitted_on_bounds(schema)
-    except ValueError as error:
-        raise StageError(
-            f"params.yaml: train.dp_epsilon: private training scales each number by its "
-            f"declared range, and {error}"
-        ) from None
+    preprocess = fitted_on_bounds(schema)
     index = {cls: position for position, cls in enumerate(schema.target.classes)}
     rows = TensorDataset(
         torch.as_tensor(matrix(preprocess, features)),

@@ -126,13 +126,7 @@ def _private(
             f"params.yaml: train.dp_epsilon: private training covers two classes; "
             f"data/schema.yaml declares {len(classes)}"
         )
-    try:
-        preprocess = fitted_on_bounds(schema)
-    except ValueError as error:
-        raise StageError(
-            f"params.yaml: train.dp_epsilon: private training scales each number by its "
-            f"declared range, and {error}"
-        ) from None
+    preprocess = fitted_on_bounds(schema)
     matrix = preprocess.transform(features)
     classifier = private_training.fit(
         matrix, target.to_numpy(), classes, len(schema.features), inverse_regularization, epsilon
