@@ -41,7 +41,7 @@ $(VENV)/bench/.installed: requirements-bench.txt
 lock: install ## Re-lock the generated project's dependencies (uv, needs the package index)
 	rm -rf $(BUILD)/lock
 	$(BIN)/cookiecutter . --no-input --output-dir $(BUILD)/lock python_version=3.10
-	for extra in dev serve; do \
+	for extra in dev serve encrypted; do \
 	  $(BIN)/uv pip compile $(BUILD)/lock/my-ml-project/pyproject.toml --extra $$extra \
 	    --universal --generate-hashes --no-header --no-annotate -o $(LOCKS)/$$extra.lock && \
 	  sed -i "1i # The project's \`$$extra\` dependencies for every platform and Python >= 3.10, each file's SHA-256\n# checked on install: pip install --require-hashes -r requirements/$$extra.lock\n# Written by the template's \`make lock\` (uv pip compile --universal); do not edit by hand." $(LOCKS)/$$extra.lock || exit 1; \

@@ -145,6 +145,15 @@ class PrivacyParams(_Strict):
     histogram_bins: int = Field(default=10, ge=2, le=50)  # per numeric feature
 
 
+class EncryptionParams(_Strict):
+    """``params.yaml: encryption``: the encrypted endpoint (CKKS, linear models only)."""
+
+    enabled: bool = False
+    poly_modulus_degree: Literal[4096, 8192, 16384] = 8192  # rows per request: half of it
+    coeff_mod_bit_sizes: list[int] = Field(default=[60, 30, 30, 30, 60], min_length=3)
+    scale_bits: int = Field(default=30, ge=20, le=50)  # precision of the encrypted values
+
+
 class Bound(_Strict):
     """A threshold with its direction: ``{min: 0.85}`` for a score, ``{max: 0.4}`` for a loss."""
 
@@ -172,6 +181,13 @@ class ParityBound(_Strict):
     min_label_agreement: float = Field(ge=0, le=1)
 
 
+class EncryptedParityBound(_Strict):
+    """How closely encrypted predictions must match plaintext ones on the test split."""
+
+    max_abs_logit_error: float = Field(default=0.01, ge=0)
+    min_label_agreement: float = Field(default=1.0, ge=0, le=1)
+
+
 class ValidateParams(_Strict):
     """The gates a model must pass before it may ship."""
 
@@ -180,6 +196,7 @@ class ValidateParams(_Strict):
     # None switches the fairness gate off explicitly; the verdict then says "not applicable".
     fairness: FairnessBound | None
     parity: ParityBound
+    encrypted_parity: EncryptedParityBound = EncryptedParityBound()
 
 
 class Params(_Strict):
@@ -192,6 +209,7 @@ class Params(_Strict):
     tune: TuneParams = TuneParams()  # off unless params.yaml switches it on
     explain: ExplainParams = ExplainParams()
     privacy: PrivacyParams = PrivacyParams()  # off: the report's statistics are exact
+    encryption: EncryptionParams = EncryptionParams()  # off: no encrypted endpoint
     validate_: ValidateParams = Field(alias="validate")
 
     @classmethod
@@ -264,6 +282,7 @@ class Paths:
     metrics: Path = Path("metrics/metrics.json")
     fairness: Path = Path("metrics/fairness.json")
     parity: Path = Path("metrics/parity.json")
+    encrypted_parity: Path = Path("metrics/encrypted_parity.json")
     confusion: Path = Path("plots/confusion.csv")
     roc: Path = Path("plots/roc.csv")
     baseline: Path = Path("baseline")

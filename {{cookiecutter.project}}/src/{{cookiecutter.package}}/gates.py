@@ -2,7 +2,7 @@
 
 Each gate is a small function returning a :class:`~.verdict.Gate`: absolute thresholds (a
 minimum for a score, a maximum for a loss), no regression against a baseline, a fairness
-bound per sensitive feature, ONNX parity, and the privacy budget. :func:`decide` applies them
+bound per sensitive feature, ONNX parity, encrypted parity, and the privacy budget. :func:`decide` applies them
 all.
 """
 
@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Bound, FairnessBound, ParityBound, PrivacyParams, ValidateParams
+from .config import (
+    Bound,
+    EncryptedParityBound,
+    FairnessBound,
+    ParityBound,
+    PrivacyParams,
+    ValidateParams,
+)
 from .verdict import Baseline, Check, Gate, Op, Status, Verdict
 
 
@@ -113,6 +120,32 @@ def parity_gate(parity: dict[str, float], bound: ParityBound) -> Gate:
     )
 
 
+def encrypted_parity_gate(encrypted: dict[str, Any], bound: EncryptedParityBound) -> Gate:
+    """The encrypted endpoint's predictions match the plaintext model's on the test split."""
+    if not encrypted.get("enabled"):
+        return Gate(
+            "encrypted", "not_applicable", "switched off in params.yaml (encryption.enabled)"
+        )
+    if not encrypted["applicable"]:
+        return Gate("encrypted", "not_applicable", encrypted["reason"])
+    checks = [
+        _check(
+            "max_abs_logit_error",
+            encrypted.get("max_abs_logit_error"),
+            "<=",
+            bound.max_abs_logit_error,
+        ),
+        _check(
+            "label_agreement", encrypted.get("label_agreement"), ">=", bound.min_label_agreement
+        ),
+    ]
+    return _gate(
+        "encrypted",
+        checks,
+        f"CKKS-encrypted vs plaintext predictions on {encrypted.get('rows', '?')} test rows",
+    )
+
+
 def privacy_gate(ledger: dict[str, dict[str, float]], privacy: PrivacyParams) -> Gate:
     """What the pipeline spent on the training data, per ledger entry, stays within the budget.
 
@@ -147,6 +180,7 @@ def decide(
     test_split_md5: str = "",
     privacy: PrivacyParams | None = None,
     ledger: dict[str, dict[str, float]] | None = None,
+    encrypted: dict[str, Any] | None = None,
 ) -> Verdict:
     """Apply every gate; the model passes only if none failed."""
     gates = [
@@ -154,6 +188,7 @@ def decide(
         baseline_gate(metrics, baseline, params.thresholds, params.max_regression),
         fairness_gate(fairness, params.fairness),
         parity_gate(parity, params.parity),
+        encrypted_parity_gate(encrypted or {"enabled": False}, params.encrypted_parity),
         privacy_gate(ledger or {}, privacy or PrivacyParams()),
     ]
     return Verdict(

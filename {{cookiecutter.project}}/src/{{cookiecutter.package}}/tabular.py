@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 import onnx
 import pandas as pd
 from skl2onnx import to_onnx
@@ -69,6 +70,30 @@ def fitted_on_bounds(schema: Schema) -> ColumnTransformer:
         else:
             corners[name] = [column.min, column.max]
     return preprocessor(schema, numbers="to_unit_range").fit(pd.DataFrame(corners))
+
+
+def folded(
+    preprocess: ColumnTransformer, coef: np.ndarray, intercept: np.ndarray, schema: Schema
+) -> tuple[np.ndarray, np.ndarray]:
+    """A linear model behind ``preprocess`` as weights and bias over the unscaled inputs.
+
+    The inputs are each number as it is, then one indicator per category (the encrypted
+    endpoint's order, :func:`..serve.encrypted.inputs`). Every scaling here is affine per
+    column, so two probe rows (numbers all 0, then all 1) measure it, and it folds into the
+    weights whatever scaler was fitted.
+    """
+    numeric = [name for name, col in schema.columns.items() if not isinstance(col, CategoryColumn)]
+    probe = pd.DataFrame(
+        {
+            name: column.categories[:1] * 2 if isinstance(column, CategoryColumn) else [0.0, 1.0]
+            for name, column in schema.columns.items()
+        }
+    )
+    zero, one = np.asarray(preprocess.transform(probe), dtype=np.float64)[:, : len(numeric)]
+    weights = np.array(coef, dtype=np.float64)
+    bias = np.asarray(intercept, dtype=np.float64) + weights[:, : len(numeric)] @ zero
+    weights[:, : len(numeric)] *= one - zero
+    return weights, bias
 
 
 def convert(

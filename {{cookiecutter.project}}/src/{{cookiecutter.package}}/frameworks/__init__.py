@@ -56,6 +56,10 @@ class Framework(Protocol):
     def curves(self, model: Any) -> list[dict[str, float]]:
         """Metrics per epoch of training (empty for models not trained in epochs)."""
 
+    def linear(self, model: Any, schema: Schema) -> tuple[np.ndarray, np.ndarray] | None:
+        """Weights (outputs x inputs) and bias over the encrypted endpoint's inputs, for a
+        linear model; None for any other (encrypted inference does not apply)."""
+
     def save(self, model: Any, folder: Path) -> None:
         """Persist the native model into an empty folder."""
 

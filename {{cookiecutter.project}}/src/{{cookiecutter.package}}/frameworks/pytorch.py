@@ -213,6 +213,11 @@ def curves(model: Model) -> list[dict[str, float]]:
     return model.curves
 
 
+def linear(model: Model, schema: Schema) -> None:
+    """A multilayer perceptron is not linear: encrypted inference does not apply to it."""
+    return None
+
+
 def save(model: Model, folder: Path) -> None:
     """The preprocessing (joblib) and a checkpoint: the best weights and how to rebuild the net."""
     joblib.dump(model.preprocess, folder / PREPROCESS_FILE)

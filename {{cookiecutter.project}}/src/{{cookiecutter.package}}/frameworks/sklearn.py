@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline
 from .. import mitigation, private_training
 from ..config import StageError
 from ..schema import Schema
-from ..tabular import convert, fitted_on_bounds, preprocessor
+from ..tabular import convert, fitted_on_bounds, folded, preprocessor
 from . import Progress
 
 NAME = "sklearn"
@@ -175,6 +175,14 @@ def unmitigated(model: Pipeline) -> Pipeline | None:
 def curves(model: Pipeline) -> list[dict[str, float]]:
     """Neither classifier is trained in epochs: no curves."""
     return []
+
+
+def linear(model: Pipeline, schema: Schema) -> tuple[np.ndarray, np.ndarray] | None:
+    """A logistic regression's weights and bias over the unscaled inputs; None for an EBM."""
+    classifier = model.steps[-1][1]
+    if not isinstance(classifier, LogisticRegression):
+        return None
+    return folded(model.steps[0][1], classifier.coef_, classifier.intercept_, schema)
 
 
 def save(model: Pipeline, folder: Path) -> None:

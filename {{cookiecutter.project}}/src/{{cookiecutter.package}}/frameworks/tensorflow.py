@@ -143,6 +143,11 @@ def curves(model: Model) -> list[dict[str, float]]:
     return model.curves
 
 
+def linear(model: Model, schema: Schema) -> None:
+    """A multilayer perceptron is not linear: encrypted inference does not apply to it."""
+    return None
+
+
 def save(model: Model, folder: Path) -> None:
     """The preprocessing, and the network's shape and weights (joblib).
 

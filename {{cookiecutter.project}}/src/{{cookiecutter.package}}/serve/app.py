@@ -9,11 +9,15 @@ Routes: ``POST /predict``, ``GET /health`` (live), ``GET /ready`` (503 until the
 loaded), ``GET /metrics`` (Prometheus), ``GET /version`` (model hash, git sha, MLflow run),
 ``GET /openapi.json`` (see :mod:`.openapi`), and the Open Inference Protocol under ``/v2`` (see
 :mod:`.open_inference`). Both prediction routes share the batcher, the limits and the metrics.
+A bundle with a linear model for encrypted inference adds ``GET /encrypted`` (what a client
+needs to encrypt) and ``POST /encrypted/predict`` (see :mod:`.encrypted`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -25,6 +29,7 @@ from pydantic import ValidationError
 from . import open_inference as v2
 from . import openapi
 from .batching import Batcher
+from .encrypted import EncryptedRequest, EncryptedRequestError, LinearModel, evaluate
 from .metrics import Metrics
 from .model import Feeds, OnnxModel, Prediction, rows_of
 from .settings import ServeSettings
@@ -54,6 +59,8 @@ ROUTES = {
     "/metrics": "GET",
     "/version": "GET",
     "/openapi.json": "GET",
+    "/encrypted": "GET",
+    "/encrypted/predict": "POST",
 }
 
 
@@ -83,6 +90,7 @@ class ServingApp:
         self._validator: Any = None
         self._signature: v2.Signature | None = None
         self._openapi = b""  # the document, once the model (and so the schema) is loaded
+        self._linear: LinearModel | None = None  # the encrypted endpoint's model, if shipped
         self._loading: asyncio.Future[None] | None = None
         self._in_flight = 0
 
@@ -97,6 +105,9 @@ class ServingApp:
             self.body_limit = self.settings.max_body_bytes or model.schema.request_bytes(rows)
             # Before the batcher: a batcher means ready, and v2 requests need the signature.
             self._signature = v2.Signature(model)
+            self._linear = LinearModel.load(self.settings.model_dir)
+            if self._linear is not None:
+                importlib.import_module("tenseal")  # the image must hold it: fail loading now
             self.batcher = Batcher(model, self.settings.max_batch_rows)
             document = openapi.document(self._signature, self.settings.model_name, rows)
             self._openapi = orjson.dumps(document)
@@ -184,6 +195,8 @@ class ServingApp:
             _require_json(scope)
             body = await self._predict(scope, receive, self._answer)
             return 200, body, JSON, []
+        if path.startswith("/encrypted"):
+            return await self._encrypted(path, scope, receive)
         if path == "/health":
             return 200, b'{"status":"ok"}', JSON, []
         if path == "/ready":
@@ -255,8 +268,40 @@ class ServingApp:
             "mlflow_run_id": self.settings.mlflow_run_id,
         }
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.body_limit
+    async def _encrypted(self, path: str, scope: Scope, receive: Receive) -> Response:
+        if self.model is None:
+            raise HTTPError(503, "model not loaded yet; see /ready")
+        linear = self._linear
+        if linear is None:
+            raise HTTPError(
+                404,
+                "this model has no encrypted endpoint: it needs a linear model exported with "
+                "params.yaml encryption.enabled",
+            )
+        if path == "/encrypted":
+            return 200, orjson.dumps(linear.spec()), JSON, []
+        _require_json(scope)
+        body = await self._predict(scope, receive, self._compute_encrypted, linear.request_bytes())
+        return 200, body, JSON, []
+
+    async def _compute_encrypted(self, batcher: Batcher, body: bytes, scope: Scope) -> bytes:
+        assert self._linear is not None  # checked by _encrypted
+        try:
+            request = EncryptedRequest.model_validate_json(body)
+        except ValidationError as error:
+            raise _invalid(error) from None
+        loop = asyncio.get_running_loop()
+        try:
+            outputs = await loop.run_in_executor(
+                None, evaluate, self._linear, request.context, request.ciphertexts
+            )
+        except EncryptedRequestError as error:
+            detail = {"loc": list(error.loc), "msg": str(error), "type": "encrypted_request"}
+            raise HTTPError(422, [detail]) from None
+        logits = [base64.b64encode(output).decode("ascii") for output in outputs]
+        return orjson.dumps({"model_sha256": batcher.model.sha256, "logits": logits})
+
+    async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> bytes:
         declared = _headers(scope).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPError(413, f"request body larger than {limit} bytes")
@@ -300,8 +345,10 @@ class ServingApp:
         scope: Scope,
         receive: Receive,
         answer: Callable[[Batcher, bytes, Scope], Awaitable[T]],
+        limit: int | None = None,
     ) -> T:
-        """Read the body and ``answer`` it, within the in-flight limit."""
+        """Read the body (at most ``limit`` bytes, by default the rows' limit) and ``answer``
+        it, within the in-flight limit."""
         batcher = self.batcher
         if batcher is None:
             raise HTTPError(503, "model not loaded yet; see /ready")
@@ -314,7 +361,8 @@ class ServingApp:
             )
         self._in_flight += 1
         try:
-            return await answer(batcher, await self._read_body(scope, receive), scope)
+            body = await self._read_body(scope, receive, limit or self.body_limit)
+            return await answer(batcher, body, scope)
         finally:
             self._in_flight -= 1
 
@@ -323,9 +371,7 @@ class ServingApp:
         try:
             rows = self._validator.validate_json(body)["rows"]
         except ValidationError as error:
-            details = error.errors(include_url=False, include_input=False, include_context=False)
-            status = 400 if any(item["type"] == "json_invalid" for item in details) else 422
-            raise HTTPError(status, _capped(details)) from None
+            raise _invalid(error) from None
         prediction = await self._run(batcher, batcher.model.feeds_from_rows(rows), started)
         predictions = prediction.to_json(batcher.model.classes)
         return orjson.dumps({"model_sha256": batcher.model.sha256, "predictions": predictions})
@@ -368,6 +414,13 @@ def _v2_method(route: str) -> str:
 def _echo(text: str) -> str:
     """``text`` as it may appear in an error: cut to :data:`MAX_ECHO` characters."""
     return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}..."
+
+
+def _invalid(error: ValidationError) -> HTTPError:
+    """400 for a body that is not JSON, else 422; the detail names each field at fault."""
+    details = error.errors(include_url=False, include_input=False, include_context=False)
+    status = 400 if any(item["type"] == "json_invalid" for item in details) else 422
+    return HTTPError(status, _capped(details))
 
 
 def _capped(details: list[Any]) -> list[Any]:

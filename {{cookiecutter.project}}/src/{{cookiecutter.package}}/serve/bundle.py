@@ -1,5 +1,7 @@
 """The serving bundle: ``model.onnx``, ``metadata.json``, ``example.json`` and a manifest.
 
+With the encrypted endpoint on, also ``linear.json`` (see :mod:`.encrypted`).
+
 The manifest lists every file with its SHA-256, so a bundle that was changed or truncated
 after ``export`` is refused when it loads, and CI/CD can name the exact model it ships.
 """
@@ -28,13 +30,19 @@ def _json(payload: Any) -> bytes:
 
 
 def write_bundle(
-    folder: Path, onnx_bytes: bytes, metadata: Mapping[str, Any], example: Mapping[str, Any]
+    folder: Path,
+    onnx_bytes: bytes,
+    metadata: Mapping[str, Any],
+    example: Mapping[str, Any],
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write the bundle into an empty ``folder``; return its manifest."""
+    """Write the bundle (and ``extra`` JSON files by name) into an empty ``folder``; return its
+    manifest."""
     contents = {
         MODEL_FILE: onnx_bytes,
         METADATA_FILE: _json(metadata),
         EXAMPLE_FILE: _json(example),
+        **{name: _json(payload) for name, payload in (extra or {}).items()},
     }
     for name, data in contents.items():
         (folder / name).write_bytes(data)

@@ -1,6 +1,8 @@
 """``export``: the ONNX serving bundle, its parity with the native model, and its MLflow log.
 
-Also a Triton model repository of the same ONNX file (see :mod:`..model_repository`).
+Also a Triton model repository of the same ONNX file (see :mod:`..model_repository`), and with
+``encryption.enabled`` the linear model of the encrypted endpoint with its parity (see
+:mod:`..serve.encrypted`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import numpy as np
 import onnx
 
 from .. import frameworks, model_repository
-from ..config import Params, Paths
+from ..config import EncryptionParams, Params, Paths
 from ..data import read_prepared
 from ..files import atomic_dir, write_json
 from ..schema import Schema
+from ..frameworks import Framework
 from ..serve.bundle import write_bundle
+from ..serve.encrypted import LINEAR_FILE, Ckks, LinearModel, inputs
 from ..serve.model import OnnxModel
 from ..serve.settings import ServeSettings
 from ..tracking import pipeline_run
@@ -39,6 +43,44 @@ def parity(
     }
 
 
+def encrypted_endpoint(
+    framework: Framework,
+    native: Any,
+    schema: Schema,
+    encryption: EncryptionParams,
+    columns: dict[str, Any],
+    served: np.ndarray,
+) -> tuple[LinearModel | None, dict[str, Any]]:
+    """The linear model the encrypted endpoint serves, and its parity on the test rows.
+
+    None, and the reason in the result, when encryption is off or the model is not linear.
+    """
+    if not encryption.enabled:
+        return None, {"enabled": False}
+    form = framework.linear(native, schema)
+    if form is None:
+        reason = f"the {framework.NAME} model is not linear; encrypted inference needs one"
+        return None, {"enabled": True, "applicable": False, "reason": reason}
+    from .. import encrypted_client  # TenSEAL: only projects that encrypt need it
+
+    weights, bias = form
+    ckks = Ckks(
+        **encryption.model_dump(exclude={"enabled"}),
+        parms_id=encrypted_client.parms_id(
+            encryption.poly_modulus_degree, encryption.coeff_mod_bit_sizes
+        ),
+    )
+    model = LinearModel(
+        inputs=inputs(schema),
+        classes=schema.target.classes,
+        ckks=ckks,
+        weights=weights.tolist(),
+        bias=bias.tolist(),
+    )
+    result = encrypted_client.parity(model, columns, served)
+    return model, {"enabled": True, "applicable": True, **result}
+
+
 def run(params: Params, paths: Paths) -> None:
     """Write the serving bundle and the parity metrics; the validate stage gates parity."""
     framework = frameworks.load()
@@ -56,17 +98,26 @@ def run(params: Params, paths: Paths) -> None:
         "rows": example_rows,
         "predictions": model.predict_rows(example_rows).to_json(model.classes),
     }
+    linear, encrypted = encrypted_endpoint(
+        framework, native, schema, params.encryption, columns, model.predict_columns(columns).labels
+    )
+    extra = {LINEAR_FILE: linear.model_dump(mode="json")} if linear else {}
     with atomic_dir(paths.bundle) as folder:
-        write_bundle(folder, onnx_bytes, metadata, example)
+        write_bundle(folder, onnx_bytes, metadata, example, extra)
     # Named and batched like the project's server by default (SERVE_MODEL_NAME, ...ROWS).
     serving = ServeSettings.model_fields
     with atomic_dir(paths.model_repository) as folder:
         name, rows = serving["model_name"].default, serving["max_batch_rows"].default
         model_repository.write(folder, onnx_bytes, name, rows)
     write_json(paths.parity, result)
+    write_json(paths.encrypted_parity, encrypted)
 
     with pipeline_run(paths):
         mlflow.log_metrics({f"parity.{name}": value for name, value in result.items()})
+        if linear:
+            mlflow.log_metrics(
+                {f"encrypted_parity.{name}": encrypted[name] for name in ("max_abs_logit_error", "label_agreement")}
+            )
         mlflow.set_tag("model.onnx_sha256", model.sha256)
         mlflow.onnx.log_model(onnx.load_from_string(onnx_bytes), name="model", input_example=None)
     log.info("exported ONNX model %s, parity %s", model.sha256[:12], result)

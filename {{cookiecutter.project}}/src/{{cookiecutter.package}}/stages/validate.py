@@ -46,6 +46,7 @@ def run(params: Params, paths: Paths) -> None:
     statistics = read_json(paths.statistics)
     tuned = Tuned.load(paths.tuned)
     ledger = privacy_ledger(statistics, tuned.over(params.train))
+    encrypted = read_json(paths.encrypted_parity)
     verdict = decide(
         read_json(paths.metrics),
         fairness,
@@ -56,6 +57,7 @@ def run(params: Params, paths: Paths) -> None:
         test_split_md5=split,
         privacy=params.privacy,
         ledger=ledger,
+        encrypted=encrypted,
     )
     write_json(paths.verdict, verdict.to_json())
     explanations = read_json(paths.explanations)
@@ -75,6 +77,8 @@ def run(params: Params, paths: Paths) -> None:
         top=params.explain.top,
         privacy=params.privacy,
         ledger=ledger,
+        encryption=params.encryption,
+        encrypted=encrypted,
     )
     written = {
         paths.report: render(verdict, explanations, params.explain.top, statistics),
