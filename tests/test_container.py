@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from .baking import TEMPLATE, Project, action_env, bake
+from .baking import TEMPLATE, Project, action_env, bake, edit_params, fresh, install
 from .drain import Burst, burst
 from .infra import (
     Registry,
@@ -232,8 +232,11 @@ def own_layers_fit_the_budget(built: Built) -> None:
     found = json.loads(
         sh("docker", "run", "--rm", "--entrypoint", "python3", built.tag, "-c", INVENTORY).stdout
     )
-    lock = locked(built.project.root / "requirements" / "serve.lock")
-    assert {canonicalize_name(name) for name in found} == set(lock)
+    requirements = built.project.root / "requirements"
+    lock = set(locked(requirements / "serve.lock"))
+    if (built.project.root / "models/serving/linear.json").is_file():  # the encrypted endpoint
+        lock |= set(locked(requirements / "encrypted.lock"))
+    assert {canonicalize_name(name) for name in found} == lock
     own_bytes = sum(copies.values()) + sum(others.values())
     assert own_bytes < OWN_LAYERS_BUDGET
     total = image_size(built.tag)
@@ -244,6 +247,74 @@ def own_layers_fit_the_budget(built: Built) -> None:
         f"{sum(others.values()) / 1e3:.1f} KB; own layers {own_bytes / 1e6:.1f} MB of the "
         f"{OWN_LAYERS_BUDGET / 1e6:.0f} MB budget"
     )
+
+
+@pytest.fixture(scope="module")
+def encrypted(
+    reproduced: Project, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Built:
+    """The default project with ``encryption.enabled``: its image holds TenSEAL too."""
+    root = tmp_path_factory.mktemp("encrypted")
+    project = install(fresh(reproduced.root, root), root / "venv")
+    edit_params(project.root, "encryption", enabled=True)
+    project.dvc("repro")
+    project.run("git", "commit", "-qam", "encrypted endpoint")
+    return build(project, registry, root / "container")
+
+
+# Run in the project's environment against the container on PORT: every test row through the
+# encrypted endpoint and through /predict in plaintext, and the request the client sends.
+ENCRYPTED_CLIENT = """
+import base64, json, sys, urllib.error, urllib.request
+import pandas as pd, tenseal as ts
+from {package}.encrypted_client import Keys, encode, predict, request_body
+from {package}.serve.encrypted import Ckks, Input
+url = "http://127.0.0.1:" + sys.argv[1]
+rows = pd.read_csv("data/prepared/test.csv").drop(columns=["approved"]).to_dict(orient="records")
+request = urllib.request.Request(url + "/predict", data=json.dumps({{"rows": rows}}).encode(),
+                                 headers={{"Content-Type": "application/json"}})
+plain = [p["label"] for p in json.load(urllib.request.urlopen(request))["predictions"]]
+spec = json.load(urllib.request.urlopen(url + "/encrypted"))
+keys = Keys(Ckks.model_validate(spec["ckks"]))
+columns = {{name: [row[name] for row in rows[:2]] for name in rows[0]}}
+sent = json.loads(request_body(keys, encode([Input(**i) for i in spec["inputs"]], columns)))
+keyless = not ts.context_from(base64.b64decode(sent["context"])).has_secret_key()
+secret = keys._context.serialize(save_secret_key=True)
+sent["context"] = base64.b64encode(secret).decode()
+refused = urllib.request.Request(url + "/encrypted/predict", data=json.dumps(sent).encode(),
+                                 headers={{"Content-Type": "application/json"}})
+try:
+    urllib.request.urlopen(refused)
+    answer = [200, None]
+except urllib.error.HTTPError as error:
+    answer = [error.code, json.load(error)["detail"][0]["msg"]]
+print(json.dumps({{"encrypted": predict(url, rows), "plain": plain, "keyless": keyless,
+                  "with_secret_key": answer}}))
+"""
+
+
+def test_an_encrypted_client_gets_every_label_from_a_server_that_never_holds_a_key(
+    encrypted: Built,
+) -> None:
+    """The container computes on ciphertexts of the 750 test rows; the client decrypts the
+    same labels /predict gives in plaintext. The client's context carries no key, and the
+    server refuses one that does."""
+    port = 18191
+    container = run_server(encrypted.tag, port)
+    try:
+        wait_ready(port)
+        project = encrypted.project
+        script = ENCRYPTED_CLIENT.format(package=project.root.name.replace("-", "_"))
+        result = json.loads(project.run(project.python, "-c", script, str(port)).stdout)
+    finally:
+        sh("docker", "rm", "--force", container)
+    assert len(result["encrypted"]) == 750
+    assert result["encrypted"] == result["plain"]
+    assert result["keyless"]
+    code, message = result["with_secret_key"]
+    assert code == 422
+    assert message.startswith("the context holds a secret key")
+    own_layers_fit_the_budget(encrypted)
 
 
 def run_server(tag: str, port: int, *entry: str) -> str:

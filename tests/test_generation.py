@@ -67,6 +67,7 @@ notebooks/explore.ipynb
 params.yaml
 pyproject.toml
 requirements/dev.lock
+requirements/encrypted.lock
 requirements/serve.lock
 requirements/tune.txt
 src/PACKAGE/__init__.py
@@ -76,6 +77,7 @@ src/PACKAGE/config.py
 src/PACKAGE/curves.py
 src/PACKAGE/data.py
 src/PACKAGE/data_statistics.py
+src/PACKAGE/encrypted_client.py
 src/PACKAGE/explanation_page.py
 src/PACKAGE/explanations.py
 src/PACKAGE/files.py
@@ -93,6 +95,7 @@ src/PACKAGE/serve/__main__.py
 src/PACKAGE/serve/app.py
 src/PACKAGE/serve/batching.py
 src/PACKAGE/serve/bundle.py
+src/PACKAGE/serve/encrypted.py
 src/PACKAGE/serve/metrics.py
 src/PACKAGE/serve/model.py
 src/PACKAGE/serve/open_inference.py
@@ -120,6 +123,7 @@ tests/test_cli.py
 tests/test_data.py
 tests/test_data_statistics.py
 tests/test_dvc_dependencies.py
+tests/test_encrypted.py
 tests/test_explanations.py
 tests/test_model.py
 tests/test_model_repository.py
@@ -313,6 +317,13 @@ def test_the_serving_lock_is_the_dev_locks_serving_part(baked: Path) -> None:
     for line in (baked / "requirements" / "serve.lock").read_text().splitlines():
         if "==" in line:
             assert line.endswith("\\"), f"{line}: every pin carries its hashes"
+
+
+def test_the_encrypted_lock_is_the_serving_lock_plus_tenseal(baked: Path) -> None:
+    """Installed over serve.lock in the image: it may add TenSEAL and change nothing else."""
+    serve = locked(baked / "requirements" / "serve.lock")
+    encrypted = locked(baked / "requirements" / "encrypted.lock")
+    assert encrypted == {**serve, "tenseal": locked(baked / "requirements" / "dev.lock")["tenseal"]}
 
 
 def run_project_tests(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -43,6 +43,7 @@ PASSED = {
     "baseline": "skipped",
     "fairness": "passed",
     "onnx_parity": "passed",
+    "encrypted": "not_applicable",
     "privacy": "not_applicable",
 }
 CURVES = """
@@ -449,10 +450,15 @@ def test_private_training_spends_from_the_same_budget_and_costs_accuracy(
     project: Project,
 ) -> None:
     """train.dp_epsilon: objective perturbation, counted with the statistics' epsilon. The
-    accuracy band is two-sided: the non-private model (0.91) would fail it too."""
+    accuracy band is two-sided: the non-private model (0.91) would fail it too.
+
+    The demo with every feature that composes on: private statistics and training, the
+    explanations and the encrypted endpoint (mitigation and tuning refuse a private model; DP
+    noise breaks the fairness bound, so that gate is off)."""
     edit_params(project.root, "privacy", enabled=True, budget={"epsilon": 1.0, "delta": 0.0})
     edit_params(project.root, "train", dp_epsilon=1.0, C=0.5)
     edit_params(project.root, "validate", **PRIVATE_MODEL_GATES)
+    edit_params(project.root, "encryption", enabled=True)
     over = failing_repro(project)
     assert "model rejected by gate(s): privacy (epsilon);" in over.stderr
     gate = privacy_gate(project)
@@ -463,10 +469,24 @@ def test_private_training_spends_from_the_same_budget_and_costs_accuracy(
 
     edit_params(project.root, "privacy", budget={"epsilon": 1.5, "delta": 0.0})
     assert ran(project.dvc("repro").stdout) == ["validate"]
-    assert gate_status(project) == {**PASSED, "fairness": "not_applicable", "privacy": "passed"}
+    every = {"fairness": "not_applicable", "privacy": "passed", "encrypted": "passed"}
+    assert gate_status(project) == {**PASSED, **every}
     card = (project.root / "reports/model_card.md").read_text()
     assert "- training: ε = 1, δ = 0" in card
     assert "The model is trained with differential privacy for one added or removed row" in card
+    encrypted = json.loads((project.root / "metrics/encrypted_parity.json").read_text())
+    assert (encrypted["label_agreement"], encrypted["rows"]) == (1.0, 750)
+    assert (
+        f"On 750 test rows the largest logit error was {encrypted['max_abs_logit_error']:.2g}"
+        in card
+    )
+
+    # Too coarse a CKKS scale: the encrypted endpoint does not ship.
+    edit_params(project.root, "encryption", scale_bits=21)
+    coarse = failing_repro(project)
+    assert "model rejected by gate(s): encrypted (max_abs_logit_error" in coarse.stderr
+    edit_params(project.root, "encryption", scale_bits=30)
+    project.dvc("repro")
 
     # The gate off, the model still private: the card says both.
     edit_params(project.root, "privacy", enabled=False)

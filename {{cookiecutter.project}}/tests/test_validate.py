@@ -58,6 +58,7 @@ def test_good_model_without_baseline_passes_and_says_so() -> None:
         "baseline": "skipped",
         "fairness": "passed",
         "onnx_parity": "passed",
+        "encrypted": "not_applicable",
         "privacy": "not_applicable",
     }
     assert "Baseline: no baseline ref given." in render(verdict)
@@ -176,6 +177,35 @@ def test_the_privacy_gate_adds_up_the_ledger_against_the_budget(
     assert [check.value for check in gate.checks] == [0.75, 1e-6]
     assert verdict.passed == (not failing)
     assert gate.detail == "(ε, δ) spent on the training data: statistics ε=0.5, training ε=0.25"
+
+
+ENCRYPTED = {"enabled": True, "applicable": True, "rows": 750}
+
+
+@pytest.mark.parametrize(
+    ("measured", "status", "detail"),
+    [
+        ({"enabled": False}, "not_applicable", "switched off in params.yaml (encryption.enabled)"),
+        (
+            {"enabled": True, "applicable": False, "reason": "the model is not linear"},
+            "not_applicable",
+            "the model is not linear",
+        ),
+        ({**ENCRYPTED, "max_abs_logit_error": 0.02, "label_agreement": 1.0}, "failed", None),
+        ({**ENCRYPTED, "max_abs_logit_error": 0.001, "label_agreement": 0.999}, "failed", None),
+        ({**ENCRYPTED, "max_abs_logit_error": 0.001, "label_agreement": 1.0}, "passed", None),
+    ],
+    ids=["off", "not linear", "logit error", "labels", "within"],
+)
+def test_the_encrypted_endpoint_ships_only_when_it_agrees_with_the_plaintext_model(
+    measured: dict[str, object], status: str, detail: str | None
+) -> None:
+    verdict = decide(
+        METRICS, FAIRNESS, PARITY, params(accuracy={"min": 0.85}), NONE, encrypted=measured
+    )
+    gate = next(gate for gate in verdict.gates if gate.name == "encrypted")
+    assert (gate.status, verdict.passed) == (status, status != "failed")
+    assert gate.detail == (detail or "CKKS-encrypted vs plaintext predictions on 750 test rows")
 
 
 def test_label_disagreement_fails_parity() -> None:

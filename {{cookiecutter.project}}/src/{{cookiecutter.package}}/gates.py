@@ -2,8 +2,8 @@
 
 Each gate is a small function returning a :class:`~.verdict.Gate`: absolute thresholds (a
 minimum for a score, a maximum for a loss), no regression against a baseline, a fairness
-bound per sensitive feature, ONNX parity, encrypted parity, and the privacy budget. :func:`decide` applies them
-all.
+bound per sensitive feature, ONNX parity, encrypted parity, and the privacy budget.
+:func:`decide` applies them all.
 """
 
 from __future__ import annotations

@@ -57,8 +57,10 @@ class Framework(Protocol):
         """Metrics per epoch of training (empty for models not trained in epochs)."""
 
     def linear(self, model: Any, schema: Schema) -> tuple[np.ndarray, np.ndarray] | None:
-        """Weights (outputs x inputs) and bias over the encrypted endpoint's inputs, for a
-        linear model; None for any other (encrypted inference does not apply)."""
+        """Weights (outputs x inputs) and bias over the encrypted endpoint's inputs.
+
+        None for a model that is not linear: encrypted inference does not apply to it.
+        """
 
     def save(self, model: Any, folder: Path) -> None:
         """Persist the native model into an empty folder."""

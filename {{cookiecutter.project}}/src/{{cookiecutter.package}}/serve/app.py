@@ -347,8 +347,10 @@ class ServingApp:
         answer: Callable[[Batcher, bytes, Scope], Awaitable[T]],
         limit: int | None = None,
     ) -> T:
-        """Read the body (at most ``limit`` bytes, by default the rows' limit) and ``answer``
-        it, within the in-flight limit."""
+        """Read the body and ``answer`` it, within the in-flight limit.
+
+        ``limit`` caps the body in bytes; by default, the largest request of rows.
+        """
         batcher = self.batcher
         if batcher is None:
             raise HTTPError(503, "model not loaded yet; see /ready")

@@ -36,8 +36,10 @@ def write_bundle(
     example: Mapping[str, Any],
     extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write the bundle (and ``extra`` JSON files by name) into an empty ``folder``; return its
-    manifest."""
+    """Write the bundle into an empty ``folder``; return its manifest.
+
+    ``extra`` adds JSON files by name (the encrypted endpoint's ``linear.json``).
+    """
     contents = {
         MODEL_FILE: onnx_bytes,
         METADATA_FILE: _json(metadata),

@@ -76,8 +76,10 @@ def inputs(schema: Schema) -> list[Input]:
 
 
 class LinearModel(BaseModel):
-    """Logits as weights times encoded inputs plus bias: one output for two classes, else one
-    per class (softmax)."""
+    """Logits as weights times encoded inputs plus bias.
+
+    One output (the log-odds of the second class) for two classes, else one per class (softmax).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

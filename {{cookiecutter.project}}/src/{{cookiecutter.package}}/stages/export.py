@@ -18,8 +18,8 @@ from .. import frameworks, model_repository
 from ..config import EncryptionParams, Params, Paths
 from ..data import read_prepared
 from ..files import atomic_dir, write_json
-from ..schema import Schema
 from ..frameworks import Framework
+from ..schema import Schema
 from ..serve.bundle import write_bundle
 from ..serve.encrypted import LINEAR_FILE, Ckks, LinearModel, inputs
 from ..serve.model import OnnxModel
@@ -116,7 +116,10 @@ def run(params: Params, paths: Paths) -> None:
         mlflow.log_metrics({f"parity.{name}": value for name, value in result.items()})
         if linear:
             mlflow.log_metrics(
-                {f"encrypted_parity.{name}": encrypted[name] for name in ("max_abs_logit_error", "label_agreement")}
+                {
+                    f"encrypted_parity.{name}": encrypted[name]
+                    for name in ("max_abs_logit_error", "label_agreement")
+                }
             )
         mlflow.set_tag("model.onnx_sha256", model.sha256)
         mlflow.onnx.log_model(onnx.load_from_string(onnx_bytes), name="model", input_example=None)
