@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Where torch comes from for the PyTorch projects the tests bake (empty: the package index).
 TORCH_INDEX ?=
 
-.PHONY: help install install-bench lock lint format test demo bench bench-frameworks bench-models bench-privacy faults clean
+.PHONY: help install install-bench lock lint format test demo bench bench-frameworks bench-models bench-privacy bench-encrypted faults clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench-models: install ## scikit-learn classifiers and Fairlearn mitigation: trai
 
 bench-privacy: install ## Differentially private training: accuracy and time against non-private, per epsilon
 	$(BIN)/python benchmarks/private_training.py
+
+bench-encrypted: install ## Encrypted inference: latency per row, bytes per request, context size, against plaintext
+	$(BIN)/python benchmarks/encrypted_inference.py
 	$(BIN)/python benchmarks/private_training.py --framework pytorch --repeats 5
 
 faults: install ## Fault figures of the demo project's server: slow bodies, saturation, SIGTERM (after make demo)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 import tenseal as ts
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from {{ cookiecutter.package }}.config import EncryptionParams, Paths
 from {{ cookiecutter.package }}.encrypted_client import (
@@ -184,6 +186,38 @@ def test_the_endpoint_refuses_what_it_cannot_compute_on_with_the_field_at_fault(
     status, answer = post(app, body)
     assert status == expected, answer
     assert named in json.dumps(answer["detail"])
+
+
+@pytest.fixture(scope="module")
+def valid(linear: LinearModel, columns: dict[str, list[Any]]) -> dict[str, Any]:
+    return json.loads(request_body(Keys(linear.ckks), encode(linear.inputs, columns)))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(data=st.data())
+def test_mutated_contexts_and_ciphertexts_get_a_422_or_an_answer_never_a_500(
+    data: st.DataObject, app: ServingApp, valid: dict[str, Any]
+) -> None:
+    """SEAL parses untrusted bytes here: random byte changes and cuts anywhere in the context
+    or a ciphertext must never reach a 500 (or crash the process)."""
+    body = json.loads(json.dumps(valid))
+    field = data.draw(st.sampled_from(["context", "first", "last"]))
+    index = {"first": 0, "last": -1}.get(field)
+    raw = bytearray(
+        base64.b64decode(body["context"] if index is None else body["ciphertexts"][index])
+    )
+    for position, value in data.draw(
+        st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), max_size=8)
+    ):
+        raw[position] = value
+    raw = raw[: data.draw(st.just(len(raw)) | st.integers(0, len(raw)))]
+    mutated = base64.b64encode(bytes(raw)).decode()
+    if index is None:
+        body["context"] = mutated
+    else:
+        body["ciphertexts"][index] = mutated
+    status, answer = post(app, json.dumps(body).encode())
+    assert status in (200, 422), answer
 
 
 def test_a_body_beyond_every_ciphertext_and_the_context_is_refused_before_it_is_read(

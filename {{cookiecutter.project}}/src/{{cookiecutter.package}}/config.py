@@ -153,6 +153,17 @@ class EncryptionParams(_Strict):
     coeff_mod_bit_sizes: list[int] = Field(default=[60, 30, 30, 30, 60], min_length=3)
     scale_bits: int = Field(default=30, ge=20, le=50)  # precision of the encrypted values
 
+    @model_validator(mode="after")
+    def _secure(self) -> EncryptionParams:
+        # SEAL's bound for 128-bit security: more modulus bits per degree would be insecure.
+        most = {4096: 109, 8192: 218, 16384: 438}[self.poly_modulus_degree]
+        if sum(self.coeff_mod_bit_sizes) > most:
+            raise ValueError(
+                f"coeff_mod_bit_sizes add up to {sum(self.coeff_mod_bit_sizes)} bits; "
+                f"poly_modulus_degree {self.poly_modulus_degree} allows {most} for 128-bit security"
+            )
+        return self
+
 
 class Bound(_Strict):
     """A threshold with its direction: ``{min: 0.85}`` for a score, ``{max: 0.4}`` for a loss."""

@@ -41,8 +41,9 @@ def encode(inputs: Sequence[Input], columns: Mapping[str, Sequence[Any]]) -> np.
     for item in inputs:
         if item.category is not None:
             known.setdefault(item.column, set()).add(item.category)
-    for column in {item.column for item in inputs} - set(columns):
-        raise ValueError(f"{column}: missing from the rows")
+    missing = sorted({item.column for item in inputs} - set(columns))
+    if missing:
+        raise ValueError(f"{missing[0]}: missing from the rows")
     for column, categories in known.items():
         unknown = {str(value) for value in columns[column]} - categories
         if unknown:

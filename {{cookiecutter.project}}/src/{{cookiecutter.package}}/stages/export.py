@@ -15,13 +15,13 @@ import numpy as np
 import onnx
 
 from .. import frameworks, model_repository
-from ..config import EncryptionParams, Params, Paths
+from ..config import EncryptionParams, Params, Paths, StageError
 from ..data import read_prepared
 from ..files import atomic_dir, write_json
 from ..frameworks import Framework
 from ..schema import Schema
 from ..serve.bundle import write_bundle
-from ..serve.encrypted import LINEAR_FILE, Ckks, LinearModel, inputs
+from ..serve.encrypted import LINEAR_FILE, Ckks, EncryptedRequestError, LinearModel, inputs
 from ..serve.model import OnnxModel
 from ..serve.settings import ServeSettings
 from ..tracking import pipeline_run
@@ -61,7 +61,13 @@ def encrypted_endpoint(
     if form is None:
         reason = f"the {framework.NAME} model is not linear; encrypted inference needs one"
         return None, {"enabled": True, "applicable": False, "reason": reason}
-    from .. import encrypted_client  # TenSEAL: only projects that encrypt need it
+    try:  # TenSEAL: only projects that encrypt need it
+        from .. import encrypted_client
+    except ModuleNotFoundError as error:
+        raise StageError(
+            f"params.yaml: encryption.enabled needs TenSEAL, which is not installed ({error}); "
+            "it has wheels for Python 3.11 and newer"
+        ) from None
 
     weights, bias = form
     ckks = Ckks(
@@ -77,7 +83,10 @@ def encrypted_endpoint(
         weights=weights.tolist(),
         bias=bias.tolist(),
     )
-    result = encrypted_client.parity(model, columns, served)
+    try:
+        result = encrypted_client.parity(model, columns, served)
+    except EncryptedRequestError as error:  # e.g. a scale the moduli cannot rescale
+        raise StageError(f"params.yaml: encryption: cannot compute on the test split: {error}")
     return model, {"enabled": True, "applicable": True, **result}
 
 
