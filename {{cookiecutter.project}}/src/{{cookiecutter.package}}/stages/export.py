@@ -86,7 +86,9 @@ def encrypted_endpoint(
     try:
         result = encrypted_client.parity(model, columns, served)
     except EncryptedRequestError as error:  # e.g. a scale the moduli cannot rescale
-        raise StageError(f"params.yaml: encryption: cannot compute on the test split: {error}")
+        raise StageError(
+            f"params.yaml: encryption: cannot compute on the test split: {error}"
+        ) from None
     return model, {"enabled": True, "applicable": True, **result}
 
 
