@@ -81,7 +81,12 @@ def main() -> int:
         edit_params(project.root, "encryption", enabled=True)
         project.dvc("repro")
         port = free_port()
-        env = {**project.env, "SERVE_PORT": str(port), "SERVE_LOG_LEVEL": "warning"}
+        env = {
+            **project.env,
+            "SERVE_PORT": str(port),
+            "SERVE_LOG_LEVEL": "warning",
+            "SERVE_MAX_BATCH_ROWS": str(max(SIZES)),  # /predict takes the same batches
+        }
         server = subprocess.Popen(
             [project.python, "-m", "my_ml_project.serve"], cwd=project.root, env=env
         )

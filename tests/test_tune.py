@@ -148,8 +148,9 @@ def test_early_stopping_ends_trailing_network_trials_and_picks_among_the_finishe
 
 
 @pytest.fixture
-def ray_cluster(tmp_path: Path) -> Iterator[str]:
-    """A Ray head started like a cluster's (``ray start``), reached through Ray Client.
+def ray_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A Ray head started like a cluster's (``ray start``), reached through Ray Client: its
+    address and its temp dir (where its logs are).
 
     Its session directory holds the virtualenv Ray builds for the project's pins (~4 GB with
     torch): it lives in a directory of its own, removed afterwards. Short, under /tmp, because
@@ -166,14 +167,20 @@ def ray_cluster(tmp_path: Path) -> Iterator[str]:
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     try:
-        yield f"ray://127.0.0.1:{client_port}"
+        yield f"ray://127.0.0.1:{client_port}", temp_dir
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, check=False, timeout=120)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def client_server_logs(temp_dir: Path) -> str:
+    """The head's Ray Client server logs: why a connection failed (they go with the temp dir)."""
+    logs = sorted(temp_dir.glob("session_*/logs/ray_client_server*"))
+    return "\n".join(f"== {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in logs)
+
+
 def test_a_cluster_searches_the_same_samples_with_the_projects_pinned_environment(
-    project: Project, ray_cluster: str
+    project: Project, ray_cluster: tuple[str, Path]
 ) -> None:
     """RAY_ADDRESS sends the search to a cluster: the package is shipped, the training
     dependencies are installed there at this machine's versions, the result is the local one."""
@@ -181,9 +188,11 @@ def test_a_cluster_searches_the_same_samples_with_the_projects_pinned_environmen
     assert ran(project.dvc("repro", "tune").stdout) == ["ingest", "prepare", "tune"]
     local = tuned(project)
     # Token authentication is on for clusters `ray start` makes (~/.ray/auth_token).
-    env = {**project.env, "RAY_ADDRESS": ray_cluster, "RAY_AUTH_MODE": "token"}
+    address, temp_dir = ray_cluster
+    env = {**project.env, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token"}
     remote = Project(project.root, env)
-    remote.dvc("repro", "--force", "--single-item", "tune")
+    searched = remote.dvc("repro", "--force", "--single-item", "tune", check=False)
+    assert searched.returncode == 0, searched.stderr[-3000:] + client_server_logs(temp_dir)
     assert tuned(project) == local
     assert len(runs(project)["trials"]) == 2
 
