@@ -45,7 +45,8 @@ lock: install ## Re-lock the generated project's dependencies (uv, needs the pac
 	for extra in dev serve encrypted; do \
 	  $(BIN)/uv pip compile $(BUILD)/lock/my-ml-project/pyproject.toml --extra $$extra \
 	    $$([ $$extra = encrypted ] && echo --constraint $(LOCKS)/serve.lock) \
-	    --universal --generate-hashes --no-header --no-annotate -o $(LOCKS)/$$extra.lock && \
+	    --universal --python-version 3.10 --generate-hashes --no-header --no-annotate \
+	    -o $(LOCKS)/$$extra.lock && \
 	  sed -i "1i # The project's \`$$extra\` dependencies for every platform and Python >= 3.10, each file's SHA-256\n# checked on install: pip install --require-hashes -r requirements/$$extra.lock\n# Written by the template's \`make lock\` (uv pip compile --universal); do not edit by hand." $(LOCKS)/$$extra.lock || exit 1; \
 	done
 
