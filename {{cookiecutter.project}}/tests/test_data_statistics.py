@@ -12,6 +12,7 @@ from {{ cookiecutter.package }}.config import PrivacyParams, StageError
 from {{ cookiecutter.package }}.data_statistics import describe
 from {{ cookiecutter.package }}.report import statistics_table
 from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn, Schema
+from {{ cookiecutter.package }}.tabular import fitted_on_bounds
 
 PRIVATE = PrivacyParams(enabled=True, statistics_epsilon=0.5)
 
@@ -80,6 +81,13 @@ def test_privacy_refuses_a_numeric_column_without_a_declared_range(
     assert str(refused.value) == (
         f"data/schema.yaml: {name}: privacy is on and the column has no min and max; "
         "private statistics clamp each value to a declared range"
+    )
+    # Private training scales by the same ranges, and refuses the same column.
+    with pytest.raises(StageError) as refused:
+        fitted_on_bounds(unbounded)
+    assert str(refused.value) == (
+        "params.yaml: train.dp_epsilon: private training scales each number by its declared "
+        f"range, and {name} has no min and max in data/schema.yaml"
     )
     # Without privacy the observed range stands in.
     edges = describe(training_split, unbounded, PrivacyParams())["columns"][name]["edges"]

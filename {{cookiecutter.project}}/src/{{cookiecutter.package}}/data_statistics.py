@@ -75,15 +75,16 @@ def describe(frame: pd.DataFrame, schema: Schema, privacy: PrivacyParams) -> dic
 
 def _ranges(frame: pd.DataFrame, schema: Schema, private: bool) -> dict[str, tuple[float, float]]:
     """Each numeric column's range: the schema's, else (privacy off only) the observed one."""
+    unbounded = schema.unbounded()
+    if private and unbounded:
+        raise StageError(
+            f"data/schema.yaml: {unbounded[0]}: privacy is on and the column has no min and max; "
+            "private statistics clamp each value to a declared range"
+        )
     ranges = {}
     for name, column in schema.columns.items():
         if isinstance(column, CategoryColumn):
             continue
-        if private and (column.min is None or column.max is None):
-            raise StageError(
-                f"data/schema.yaml: {name}: privacy is on and the column has no min and max; "
-                "private statistics clamp each value to a declared range"
-            )
         low = frame[name].min() if column.min is None else column.min
         high = frame[name].max() if column.max is None else column.max
         # One observed value: widen to a unit range so the bins have a width.

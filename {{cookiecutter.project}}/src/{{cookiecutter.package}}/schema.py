@@ -69,6 +69,14 @@ class Schema(_Strict):
         """Feature names in declaration order (the model's input order)."""
         return list(self.columns)
 
+    def unbounded(self) -> list[str]:
+        """Numeric columns that lack ``min`` or ``max``: privacy needs a declared range."""
+        return [
+            name
+            for name, column in self.columns.items()
+            if isinstance(column, NumericColumn) and (column.min is None or column.max is None)
+        ]
+
     @classmethod
     def load(cls, path: Path) -> Schema:
         """Read a schema from YAML (``data/schema.yaml``) or JSON (a model bundle)."""

@@ -58,17 +58,18 @@ def fitted_on_bounds(schema: Schema) -> ColumnTransformer:
     Raises:
         StageError: a numeric column lacks ``min`` or ``max``.
     """
-    corners: dict[str, list[Any]] = {}
-    for name, column in schema.columns.items():
-        if isinstance(column, CategoryColumn):
-            corners[name] = column.categories[:1] * 2
-        elif column.min is None or column.max is None:
-            raise StageError(
-                "params.yaml: train.dp_epsilon: private training scales each number by its "
-                f"declared range, and {name} has no min and max in data/schema.yaml"
-            )
-        else:
-            corners[name] = [column.min, column.max]
+    unbounded = schema.unbounded()
+    if unbounded:
+        raise StageError(
+            "params.yaml: train.dp_epsilon: private training scales each number by its "
+            f"declared range, and {unbounded[0]} has no min and max in data/schema.yaml"
+        )
+    corners = {
+        name: column.categories[:1] * 2
+        if isinstance(column, CategoryColumn)
+        else [column.min, column.max]
+        for name, column in schema.columns.items()
+    }
     return preprocessor(schema, numbers="to_unit_range").fit(pd.DataFrame(corners))
 
 
