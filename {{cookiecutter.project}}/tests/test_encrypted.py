@@ -132,6 +132,18 @@ def test_the_spec_tells_a_client_everything_but_the_weights(
     assert [item["column"] for item in spec["inputs"]] == [item.column for item in linear.inputs]
 
 
+def test_the_openapi_document_describes_the_endpoint_only_when_the_model_has_one(
+    app: ServingApp, paths: Paths, tmp_path: Path
+) -> None:
+    encrypted = post(app, b"", "/openapi.json")[1]
+    assert {"/encrypted", "/encrypted/predict"} <= set(encrypted["paths"])
+    request = encrypted["components"]["schemas"]["EncryptedRequest"]
+    assert request["required"] == ["context", "ciphertexts"]
+    assert "422" in encrypted["paths"]["/encrypted/predict"]["post"]["responses"]
+    plain = post(served(paths, tmp_path, None), b"", "/openapi.json")[1]
+    assert not any(path.startswith("/encrypted") for path in plain["paths"])
+
+
 def bodies(linear: LinearModel, columns: dict[str, list[Any]]) -> dict[str, tuple[bytes, str, int]]:
     """Broken requests, each with the field the answer must name and its status."""
     keys = Keys(linear.ckks)

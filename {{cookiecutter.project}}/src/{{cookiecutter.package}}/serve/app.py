@@ -109,7 +109,8 @@ class ServingApp:
             if self._linear is not None:
                 importlib.import_module("tenseal")  # the image must hold it: fail loading now
             self.batcher = Batcher(model, self.settings.max_batch_rows)
-            document = openapi.document(self._signature, self.settings.model_name, rows)
+            name = self.settings.model_name
+            document = openapi.document(self._signature, name, rows, self._linear)
             self._openapi = orjson.dumps(document)
             log.info("model %s loaded from %s", model.sha256[:12], self.settings.model_dir)
         except Exception as error:

@@ -3,12 +3,14 @@
 ``/predict`` takes exactly the rows the schema allows (the same validator serves requests), and
 the Open Inference Protocol routes are described with the model's tensors, so clients can be
 generated from ``GET /openapi.json`` and API fuzzers (schemathesis) can check the server.
+A bundle with an encrypted endpoint adds its two routes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .encrypted import EncryptedRequest, LinearModel
 from .open_inference import VERSION, Signature, model_metadata
 
 REF = "#/components/schemas/{model}"
@@ -32,13 +34,56 @@ def _answers(ok: dict[str, Any], errors: dict[int, str], error: str) -> dict[str
     return responses
 
 
+def _encrypted_routes(get: Any) -> dict[str, Any]:
+    """``GET /encrypted`` and ``POST /encrypted/predict`` (see :mod:`.encrypted`)."""
+    logits = {
+        "type": "object",
+        "required": ["model_sha256", "logits"],
+        "properties": {
+            "model_sha256": {"type": "string"},
+            "logits": {"type": "array", "items": {"type": "string", "format": "base64"}},
+        },
+    }
+    return {
+        "/encrypted": get(
+            _content({"type": "object"}),
+            "What a client needs to encrypt: inputs, classes, CKKS parameters",
+            {503: "Not loaded"},
+        ),
+        "/encrypted/predict": {
+            "post": {
+                "summary": "Encrypted logits from CKKS ciphertexts of the encoded rows",
+                "requestBody": {
+                    "required": True,
+                    **_content({"$ref": "#/components/schemas/EncryptedRequest"}),
+                },
+                "responses": _answers(
+                    _content(logits),
+                    {
+                        400: "Not JSON",
+                        405: "Method not allowed",
+                        408: "Body too slow",
+                        413: "Body too large",
+                        415: "Not JSON content",
+                        422: "Not a context or ciphertexts this model computes on",
+                        503: "Not loaded or overloaded",
+                    },
+                    "Detail",
+                ),
+            }
+        },
+    }
+
+
 def _json_of(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Move a pydantic JSON Schema's ``$defs`` into the components; return the rest."""
     defs.update(schema.pop("$defs", {}))
     return schema
 
 
-def document(signature: Signature, name: str, max_rows: int) -> dict[str, Any]:
+def document(
+    signature: Signature, name: str, max_rows: int, linear: LinearModel | None = None
+) -> dict[str, Any]:
     """The whole document for a server of the signature's model under ``name``."""
     model = signature.model
     schemas: dict[str, Any] = {}
@@ -234,6 +279,11 @@ def document(signature: Signature, name: str, max_rows: int) -> dict[str, Any]:
         **model_routes("/v2/models/{name}", model_path),
         **model_routes("/v2/models/{name}/versions/{version}", versioned),
     }
+    if linear is not None:
+        schemas["EncryptedRequest"] = _json_of(
+            EncryptedRequest.model_json_schema(ref_template=REF), schemas
+        )
+        paths.update(_encrypted_routes(get))
     return {
         "openapi": "3.1.0",
         "info": {
