@@ -58,8 +58,9 @@ format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix hooks tests actions benchmarks
 	$(BIN)/ruff format hooks tests actions benchmarks
 
+# --durations: the slowest tests, to keep .ci/run within its 45 minutes as the suite grows.
 test: lint ## The template's tests: generation matrix, hooks, pipeline end to end
-	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 demo: install ## Bake the default project into build/ and run its whole demo
 	rm -rf $(DEMO) $(BUILD)/my-ml-project-dvc-storage
