@@ -199,7 +199,7 @@ def test_pyproject_means_what_the_answers_say(baked: Path) -> None:
     assert project["authors"] == [{"name": given["author_name"], "email": given["author_email"]}]
     assert project["requires-python"] == f">={given['python_version']}"
     assert project["scripts"] == {given["project"]: f"{given['package']}.cli:app"}
-    assert set(project["optional-dependencies"]) == {"serve", "train", "tune", "dev"}
+    assert set(project["optional-dependencies"]) == {"serve", "encrypted", "train", "tune", "dev"}
     assert tool["ruff"]["target-version"] == "py" + given["python_version"].replace(".", "")
 
 
@@ -225,7 +225,12 @@ def test_dvc_pipeline_chains_the_stages(baked: Path) -> None:
         earlier = {path for stage in STAGES[:index] for path in _outputs(stages[stage])}
         assert earlier & set(stages[name]["deps"]), f"{name} consumes nothing from earlier stages"
     metrics = {next(iter(m)) for m in stages["evaluate"]["metrics"] + stages["export"]["metrics"]}
-    assert metrics == {"metrics/metrics.json", "metrics/fairness.json", "metrics/parity.json"}
+    assert metrics == {
+        "metrics/metrics.json",
+        "metrics/fairness.json",
+        "metrics/parity.json",
+        "metrics/encrypted_parity.json",
+    }
     assert params["validate"]["thresholds"], "gates must ship with thresholds"
     for bound in params["validate"]["thresholds"].values():
         assert len(bound) == 1 and set(bound) <= {"min", "max"}, bound

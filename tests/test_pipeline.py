@@ -257,7 +257,8 @@ def test_the_model_card_states_what_the_pipeline_recorded(reproduced: Project) -
     exact = f"Exact: privacy is off (params.yaml: privacy.enabled). {rows} rows;"
     assert report[report.index("### Training data") + 2].startswith(exact)
     assert card[card.index("## Encrypted inference") + 2] == (
-        "Not offered: the server computes on plaintext features."
+        "Not offered (`params.yaml: encryption.enabled` is false): the server computes on "
+        "plaintext features."
     )
 
 

@@ -178,9 +178,12 @@ def curves(model: Pipeline) -> list[dict[str, float]]:
 
 
 def linear(model: Pipeline, schema: Schema) -> tuple[np.ndarray, np.ndarray] | None:
-    """A logistic regression's weights and bias over the unscaled inputs; None for an EBM."""
+    """A linear classifier's weights and bias over the unscaled inputs; None for an EBM.
+
+    Export checks that the probabilities are the logistic (softmax) of them.
+    """
     classifier = model.steps[-1][1]
-    if not isinstance(classifier, LogisticRegression):
+    if not hasattr(classifier, "coef_"):
         return None
     return folded(model.steps[0][1], classifier.coef_, classifier.intercept_, schema)
 

@@ -49,18 +49,17 @@ def encrypted_endpoint(
     schema: Schema,
     encryption: EncryptionParams,
     columns: dict[str, Any],
+    native_probabilities: np.ndarray,
     served: np.ndarray,
 ) -> tuple[LinearModel | None, dict[str, Any]]:
     """The linear model the encrypted endpoint serves, and its parity on the test rows.
 
-    None, and the reason in the result, when encryption is off or the model is not linear.
+    None, and the reason in the result, when encryption is off or the model is not linear:
+    the framework offers no weights, or its probabilities are not the logistic (softmax) of
+    them on the test rows.
     """
     if not encryption.enabled:
         return None, {"enabled": False}
-    form = framework.linear(native, schema)
-    if form is None:
-        reason = f"the {framework.NAME} model is not linear; encrypted inference needs one"
-        return None, {"enabled": True, "applicable": False, "reason": reason}
     try:  # TenSEAL: only projects that encrypt need it
         from .. import encrypted_client
     except ModuleNotFoundError as error:
@@ -68,7 +67,15 @@ def encrypted_endpoint(
             f"params.yaml: encryption.enabled needs TenSEAL, which is not installed ({error}); "
             "it has wheels for Python 3.11 and newer"
         ) from None
-
+    form = framework.linear(native, schema)
+    if form is not None:
+        weights, bias = form
+        plain = weights @ encrypted_client.encode(inputs(schema), columns) + bias[:, None]
+        _, probabilities = encrypted_client.predictions(plain, schema.target.classes)
+        form = form if np.abs(probabilities - native_probabilities).max() <= 1e-6 else None
+    if form is None:
+        reason = f"the {framework.NAME} model is not linear; encrypted inference needs one"
+        return None, {"enabled": True, "applicable": False, "reason": reason}
     weights, bias = form
     ckks = Ckks(
         **encryption.model_dump(exclude={"enabled"}),
@@ -103,14 +110,16 @@ def run(params: Params, paths: Paths) -> None:
 
     features, _ = read_prepared(paths.test, schema)
     columns = {name: features[name].to_list() for name in schema.features}
-    result = parity(model, framework.predict_proba(native, features), columns)
+    native_probabilities = framework.predict_proba(native, features)
+    result = parity(model, native_probabilities, columns)
     example_rows = features.head(EXAMPLE_ROWS).astype(object).to_dict(orient="records")
     example = {
         "rows": example_rows,
         "predictions": model.predict_rows(example_rows).to_json(model.classes),
     }
+    served = model.predict_columns(columns).labels
     linear, encrypted = encrypted_endpoint(
-        framework, native, schema, params.encryption, columns, model.predict_columns(columns).labels
+        framework, native, schema, params.encryption, columns, native_probabilities, served
     )
     extra = {LINEAR_FILE: linear.model_dump(mode="json")} if linear else {}
     with atomic_dir(paths.bundle) as folder:
