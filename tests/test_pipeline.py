@@ -221,7 +221,7 @@ def test_the_model_card_states_what_the_pipeline_recorded(reproduced: Project) -
     assert "- Hyper-parameter search: none (`params.yaml: tune` is off)." in card
     assert (
         "- Verdict: **passed** thresholds passed; baseline skipped; fairness passed; "
-        "onnx_parity passed; privacy not applicable"
+        "onnx_parity passed; encrypted not applicable; privacy not applicable"
     ) in card
     assert card[card.index("## Data") + 3].startswith(f"- Training split: {train_rows} rows")
     table = card.index("| metric | value |")
