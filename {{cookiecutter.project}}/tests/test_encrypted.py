@@ -6,7 +6,6 @@ tests hold for any framework; the gate on your own model's encrypted parity runs
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from pathlib import Path
@@ -47,6 +46,8 @@ from {{ cookiecutter.package }}.serve.encrypted import (
 )
 from {{ cookiecutter.package }}.serve.settings import ServeSettings
 from {{ cookiecutter.package }}.tabular import fitted_on_bounds, folded, preprocessor
+
+from .test_serve_properties import call
 
 DEFAULTS = EncryptionParams()
 
@@ -110,23 +111,9 @@ def app(paths: Paths, linear: LinearModel, tmp_path_factory: pytest.TempPathFact
 
 
 def post(app: ServingApp, body: bytes, path: str = "/encrypted/predict") -> tuple[int, Any]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    method = "POST" if path.endswith("predict") else "GET"
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "headers": [(b"content-type", b"application/json")],
-    }
-    asyncio.run(app(scope, receive, send))
-    return sent[0]["status"], json.loads(sent[1]["body"])
+    """``body`` to ``path`` through the ASGI app (GET for paths other than a predict route)."""
+    status, content = call(app, "POST" if path.endswith("predict") else "GET", path, body)
+    return status, json.loads(content)
 
 
 def test_the_endpoint_answers_what_the_plaintext_model_says_and_only_the_client_can_read_it(
