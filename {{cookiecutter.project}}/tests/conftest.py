@@ -26,7 +26,12 @@ from {{ cookiecutter.package }}.config import Params, Paths
 from {{ cookiecutter.package }}.data import read_prepared
 from {{ cookiecutter.package }}.files import read_json
 from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn, Schema
-from {{ cookiecutter.package }}.serve.bundle import EXAMPLE_FILE
+from {{ cookiecutter.package }}.serve.bundle import (
+    EXAMPLE_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    write_bundle,
+)
 from {{ cookiecutter.package }}.serve.model import OnnxModel
 from {{ cookiecutter.package }}.smoke import free_port
 from {{ cookiecutter.package }}.stages import (
@@ -106,6 +111,24 @@ def rows(test_split: tuple[pd.DataFrame, pd.Series]) -> list[dict[str, Any]]:
     """Twelve real test rows as the API receives them."""
     features, _ = test_split
     return features.head(12).astype(object).to_dict(orient="records")
+
+
+def rebundle(
+    paths: Paths,
+    folder: Path,
+    metadata: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """A copy of the exported bundle in ``folder``: ``metadata`` replaces its own, and
+    ``extra`` adds JSON files by name."""
+    write_bundle(
+        folder,
+        (paths.bundle / MODEL_FILE).read_bytes(),
+        metadata or read_json(paths.bundle / METADATA_FILE),
+        read_json(paths.bundle / EXAMPLE_FILE),
+        extra,
+    )
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -32,12 +32,6 @@ from {{ cookiecutter.package }}.encrypted_client import (
 )
 from {{ cookiecutter.package }}.schema import Schema
 from {{ cookiecutter.package }}.serve.app import ServingApp
-from {{ cookiecutter.package }}.serve.bundle import (
-    EXAMPLE_FILE,
-    METADATA_FILE,
-    MODEL_FILE,
-    write_bundle,
-)
 from {{ cookiecutter.package }}.serve.encrypted import (
     LINEAR_FILE,
     Ckks,
@@ -47,6 +41,7 @@ from {{ cookiecutter.package }}.serve.encrypted import (
 from {{ cookiecutter.package }}.serve.settings import ServeSettings
 from {{ cookiecutter.package }}.tabular import fitted_on_bounds, folded, preprocessor
 
+from .conftest import rebundle
 from .test_serve_properties import call
 
 DEFAULTS = EncryptionParams()
@@ -92,13 +87,7 @@ def noise_bound(logits: np.ndarray) -> float:
 
 def served(paths: Paths, folder: Path, linear: LinearModel | None) -> ServingApp:
     """The exported model's bundle, with ``linear`` added when given: the endpoint on."""
-    write_bundle(
-        folder,
-        (paths.bundle / MODEL_FILE).read_bytes(),
-        json.loads((paths.bundle / METADATA_FILE).read_text()),
-        json.loads((paths.bundle / EXAMPLE_FILE).read_text()),
-        {LINEAR_FILE: linear.model_dump(mode="json")} if linear else {},
-    )
+    rebundle(paths, folder, extra={LINEAR_FILE: linear.model_dump(mode="json")} if linear else {})
     app = ServingApp(ServeSettings(model_dir=folder))
     app.load()
     assert app.model is not None, app.load_error

@@ -21,15 +21,10 @@ from {{ cookiecutter.package }}.config import Paths
 from {{ cookiecutter.package }}.schema import CategoryColumn, NumericColumn
 from {{ cookiecutter.package }}.serve.app import ServingApp
 from {{ cookiecutter.package }}.serve.batching import INLINE_ROWS
-from {{ cookiecutter.package }}.serve.bundle import (
-    EXAMPLE_FILE,
-    METADATA_FILE,
-    MODEL_FILE,
-    write_bundle,
-)
+from {{ cookiecutter.package }}.serve.bundle import METADATA_FILE
 from {{ cookiecutter.package }}.serve.settings import ServeSettings
 
-from .conftest import SCHEMA
+from .conftest import SCHEMA, rebundle
 
 MAX_ROWS = 5
 ERROR_BODY_LIMIT = 16 * 1024
@@ -77,13 +72,7 @@ def app(paths: Paths, tmp_path_factory: pytest.TempPathFactory) -> ServingApp:
     for column in metadata["schema"]["columns"].values():
         column.pop("min", None)
         column.pop("max", None)
-    bundle = tmp_path_factory.mktemp("unbounded")
-    write_bundle(
-        bundle,
-        (paths.bundle / MODEL_FILE).read_bytes(),
-        metadata,
-        json.loads((paths.bundle / EXAMPLE_FILE).read_text()),
-    )
+    bundle = rebundle(paths, tmp_path_factory.mktemp("unbounded"), metadata)
     # A 1 MiB body limit, as an operator may set: large bodies must still get small answers.
     settings = ServeSettings(model_dir=bundle, max_batch_rows=MAX_ROWS, max_body_bytes=1 << 20)
     served = ServingApp(settings)
