@@ -17,10 +17,11 @@ help: ## List the targets
 LOCKS := {{cookiecutter.project}}/requirements
 
 install: $(VENV)/.installed $(VENV)/interop/.installed ## Create .venv: the generated project's locked dependencies, then the pinned tools
-$(VENV)/.installed: requirements-dev.txt $(LOCKS)/dev.lock $(LOCKS)/pytorch.txt $(LOCKS)/tensorflow.txt $(LOCKS)/tune.txt
+$(VENV)/.installed: requirements-dev.txt $(LOCKS)/dev.lock $(LOCKS)/pytorch.txt $(LOCKS)/rllib.txt $(LOCKS)/tensorflow.txt $(LOCKS)/tune.txt
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCKS)/dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(if $(TORCH_INDEX),--extra-index-url "$(TORCH_INDEX)") -r $(LOCKS)/pytorch.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(if $(TORCH_INDEX),--extra-index-url "$(TORCH_INDEX)") -r $(LOCKS)/rllib.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCKS)/tensorflow.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCKS)/tune.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt

@@ -24,8 +24,41 @@ FRAMEWORK_FILES = {
     "src/{package}/private_training.py": ("sklearn",),
     "tests/test_private_training.py": ("sklearn",),
 }
-# Extra requirements every project keeps, whatever its framework: Ray for the tune stage.
+# Extra requirements every tabular project keeps, whatever its framework: Ray for tune.
 SHARED_EXTRAS = ("tune",)
+# Files of one task only. A reinforcement-learning project has no dataset: its agent learns
+# in an environment, and its stages and tests are its own.
+TABULAR_FILES = (
+    "data",
+    "deploy/ray",
+    "notebooks",
+    "requirements/tune.txt",
+    *(
+        "src/{package}/" + module + ".py"
+        for module in (
+            "data", "data_statistics", "encrypted_client", "explanation_page", "explanations",
+            "metrics", "model_card", "tabular", "tuning",
+            *(f"stages/{stage}" for stage in (
+                "ingest", "prepare", "describe", "tune", "train", "evaluate", "export",
+                "explain", "validate",
+            )),
+        )
+    ),
+    *(
+        f"tests/{module}.py"
+        for module in (
+            "conftest", "test_batching", "test_cli", "test_data", "test_data_statistics",
+            "test_encrypted", "test_explanations", "test_model",
+            "test_model_repository", "test_open_inference", "test_serve", "test_serve_properties",
+            "test_tuning", "test_validate",
+        )
+    ),
+)  # fmt: skip
+AGENT_FILES = (
+    "src/{package}/environment.py",
+    *("src/{package}/stages/" + stage + "_agent.py" for stage in ("train", "evaluate", "export", "validate")),
+    "tests/test_agent.py",
+)  # fmt: skip
 
 
 def remove_framework_files(package: str, framework: str) -> None:
@@ -41,6 +74,16 @@ def remove_framework_files(package: str, framework: str) -> None:
     for path, frameworks in FRAMEWORK_FILES.items():
         if framework not in frameworks:
             Path(path.format(package=package)).unlink()
+
+
+def remove_task_files(package: str, task: str) -> None:
+    """Keep only the chosen task's modules, tests and data."""
+    for path in TABULAR_FILES if task != "tabular" else AGENT_FILES:
+        target = Path(path.format(package=package))
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
 
 
 def template_commit(repo_dir: str) -> str | None:
@@ -83,6 +126,7 @@ def main() -> int:
     """Apply the post-generation steps for the answers rendered into this script."""
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
     remove_framework_files(str(answers["package"]), str(answers["framework"]))
+    remove_task_files(str(answers["package"]), str(answers["task"]))
     record_answers(answers)
     init_git()
     return 0

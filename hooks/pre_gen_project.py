@@ -18,13 +18,19 @@ from pathlib import Path
 
 Rule = Callable[[str], str | None]
 
+# The frameworks that train each task.
+TASK_FRAMEWORKS = {
+    "tabular": ("sklearn", "pytorch", "tensorflow"),
+    "reinforcement-learning": ("rllib",),
+}
+
 # Import names the generated project depends on (plus its own test package): a project or
 # package of the same name would shadow them.
 DEPENDENCY_MODULES = frozenset(
     {
-        "dvc", "fairlearn", "httptools", "joblib", "mlflow", "numpy", "onnx", "onnxruntime",
-        "orjson", "pandas", "pydantic", "pydantic_settings", "pytest", "ruff", "skl2onnx",
-        "sklearn", "tests", "typer", "uvicorn", "uvloop", "yaml",
+        "dvc", "fairlearn", "gymnasium", "httptools", "joblib", "mlflow", "numpy", "onnx",
+        "onnxruntime", "orjson", "pandas", "pydantic", "pydantic_settings", "pytest", "ray",
+        "ruff", "skl2onnx", "sklearn", "tests", "torch", "typer", "uvicorn", "uvloop", "yaml",
     }
 )  # fmt: skip
 
@@ -150,6 +156,7 @@ def rules(template: dict[str, object] | None, planned: dict[str, list[str]]) -> 
             "must be a GitHub user or organisation name (letters, digits, inner hyphens, max 39)",
         ),
         "python_version": choice("python_version"),
+        "task": choice("task"),
         "framework": choice("framework"),
         "container_registry": registry,
         "actions_repository": matches(
@@ -171,7 +178,19 @@ def problems(answers: dict[str, object], template: dict[str, object] | None) -> 
         reason = rule(value)
         if reason:
             found.append(f"{field}: {value!r} {reason}")
-    return found
+    return found + combination(answers)
+
+
+def combination(answers: dict[str, object]) -> list[str]:
+    """Refuse a framework that does not train the chosen task."""
+    task, framework = answers.get("task"), answers.get("framework")
+    frameworks = TASK_FRAMEWORKS.get(str(task))
+    if frameworks is None or framework in frameworks:
+        return []
+    return [
+        f"framework: {framework!r} does not train the {task} task; "
+        f"choose {' or '.join(frameworks)} (or another task)"
+    ]
 
 
 def main() -> int:

@@ -76,6 +76,14 @@ def reproduced_tensorflow(
     return reproduce(bakes["tensorflow"], tmp_path_factory.mktemp("reproduced-tensorflow"))
 
 
+@pytest.fixture(scope="session")
+def reproduced_rllib(bakes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The reinforcement-learning project (RLlib), reproduced like :func:`reproduced`."""
+    return reproduce(
+        bakes["reinforcement-learning"], tmp_path_factory.mktemp("reproduced-rllib")
+    )
+
+
 def reproduce(baked: Path, root: Path) -> Project:
     project = install(fresh(baked, root), root / "venv")
     project.dvc("repro")

@@ -20,6 +20,7 @@ SUPPORTED: dict[str, dict[str, str]] = {
     },
     "pytorch": {"framework": "pytorch"},
     "tensorflow": {"framework": "tensorflow"},
+    "reinforcement-learning": {"task": "reinforcement-learning", "framework": "rllib"},
     "tricky-strings": {
         "project_name": "Zoë's Model",
         "project": "zoe-model",
@@ -43,7 +44,16 @@ UNSUPPORTED: dict[str, tuple[dict[str, str], str]] = {
     "package-stdlib": ({"package": "json"}, "package: 'json' would shadow the standard-library"),
     "email": ({"author_email": "not-an-email"}, "author_email: 'not-an-email' must be an e-mail"),
     "python-too-old": ({"python_version": "3.9"}, "choice variable python_version"),
-    "framework-planned": ({"framework": "rllib"}, "choice variable framework"),
+    "task-planned": ({"task": "image"}, "choice variable task"),
+    "rllib-for-tabular": (
+        {"framework": "rllib"},
+        "framework: 'rllib' does not train the tabular task; choose sklearn or pytorch or "
+        "tensorflow (or another task)",
+    ),
+    "sklearn-for-an-agent": (
+        {"task": "reinforcement-learning"},
+        "framework: 'sklearn' does not train the reinforcement-learning task; choose rllib",
+    ),
     "owner-leading-hyphen": ({"github_owner": "-acme"}, "github_owner: '-acme' must be a GitHub"),
     "registry-scheme": ({"container_registry": "https://ghcr.io"}, "container_registry: 'https://"),
     "actions-repository": ({"actions_repository": "no-slash"}, "actions_repository: 'no-slash'"),

@@ -88,6 +88,7 @@ src/PACKAGE/lineage.py
 src/PACKAGE/metrics.py
 src/PACKAGE/model_card.py
 src/PACKAGE/model_repository.py
+src/PACKAGE/publish.py
 src/PACKAGE/report.py
 src/PACKAGE/schema.py
 src/PACKAGE/serve/__init__.py
@@ -133,6 +134,85 @@ tests/test_serve_properties.py
 tests/test_tuning.py
 tests/test_validate.py
 """
+# An agent's project: no dataset, its own stages and tests.
+EXPECTED_AGENT_TREE = """
+.cruft.json
+.dockerignore
+.dvc/.gitignore
+.dvc/config
+.dvcignore
+.github/workflows/cd.yml
+.github/workflows/ci.yml
+.github/workflows/template-update.yml
+.github/zizmor.yml
+.gitignore
+Dockerfile
+Makefile
+README.md
+baseline/.gitignore
+baseline/README.md
+deploy/argocd/production.yaml
+deploy/argocd/staging.yaml
+deploy/k8s/base/deployment.yaml
+deploy/k8s/base/hpa.yaml
+deploy/k8s/base/kustomization.yaml
+deploy/k8s/base/networkpolicy.yaml
+deploy/k8s/base/pdb.yaml
+deploy/k8s/base/service.yaml
+deploy/k8s/components/triton-gpu/deployment.yaml
+deploy/k8s/components/triton-gpu/kustomization.yaml
+deploy/k8s/components/triton/deployment.yaml
+deploy/k8s/components/triton/kustomization.yaml
+deploy/k8s/overlays/production/kustomization.yaml
+deploy/k8s/overlays/staging/kustomization.yaml
+dvc.yaml
+params.yaml
+pyproject.toml
+requirements/dev.lock
+requirements/encrypted.lock
+requirements/serve.lock
+src/PACKAGE/__init__.py
+src/PACKAGE/baseline.py
+src/PACKAGE/cli.py
+src/PACKAGE/config.py
+src/PACKAGE/curves.py
+src/PACKAGE/environment.py
+src/PACKAGE/files.py
+src/PACKAGE/frameworks/__init__.py
+src/PACKAGE/frameworks/FRAMEWORK.py
+src/PACKAGE/gates.py
+src/PACKAGE/lineage.py
+src/PACKAGE/model_repository.py
+src/PACKAGE/publish.py
+src/PACKAGE/report.py
+src/PACKAGE/schema.py
+src/PACKAGE/serve/__init__.py
+src/PACKAGE/serve/__main__.py
+src/PACKAGE/serve/app.py
+src/PACKAGE/serve/batching.py
+src/PACKAGE/serve/bundle.py
+src/PACKAGE/serve/encrypted.py
+src/PACKAGE/serve/metrics.py
+src/PACKAGE/serve/model.py
+src/PACKAGE/serve/open_inference.py
+src/PACKAGE/serve/openapi.py
+src/PACKAGE/serve/settings.py
+src/PACKAGE/smoke.py
+src/PACKAGE/stages/__init__.py
+src/PACKAGE/stages/evaluate_agent.py
+src/PACKAGE/stages/export_agent.py
+src/PACKAGE/stages/train_agent.py
+src/PACKAGE/stages/validate_agent.py
+src/PACKAGE/tracking.py
+src/PACKAGE/verdict.py
+tests/__init__.py
+tests/test_agent.py
+tests/test_dvc_dependencies.py
+"""
+STAGES_OF = {
+    "tabular": STAGES,
+    "reinforcement-learning": ["train", "evaluate", "export", "validate"],
+}
 
 
 def answers(project: Path) -> dict[str, str]:
@@ -156,12 +236,14 @@ FRAMEWORK_FILES = {
     ],
     "pytorch": ["requirements/pytorch.txt", "src/PACKAGE/networks.py"],
     "tensorflow": ["requirements/tensorflow.txt", "src/PACKAGE/networks.py"],
+    "rllib": ["requirements/rllib.txt"],
 }
 
 
 def test_tree_is_exact(baked: Path) -> None:
     given = answers(baked)
-    expected = EXPECTED_TREE.replace("PACKAGE", given["package"])
+    tree = EXPECTED_TREE if given["task"] == "tabular" else EXPECTED_AGENT_TREE
+    expected = tree.replace("PACKAGE", given["package"])
     expected = expected.replace("FRAMEWORK", given["framework"]).split()
     extra = [
         name.replace("PACKAGE", given["package"])
@@ -199,7 +281,8 @@ def test_pyproject_means_what_the_answers_say(baked: Path) -> None:
     assert project["authors"] == [{"name": given["author_name"], "email": given["author_email"]}]
     assert project["requires-python"] == f">={given['python_version']}"
     assert project["scripts"] == {given["project"]: f"{given['package']}.cli:app"}
-    assert set(project["optional-dependencies"]) == {"serve", "encrypted", "train", "tune", "dev"}
+    tune = {"tune"} if given["task"] == "tabular" else set()  # Ray Tune searches tabular models
+    assert set(project["optional-dependencies"]) == {"serve", "encrypted", "train", "dev", *tune}
     assert tool["ruff"]["target-version"] == "py" + given["python_version"].replace(".", "")
 
 
@@ -215,21 +298,22 @@ def test_dvc_pipeline_chains_the_stages(baked: Path) -> None:
     given = answers(baked)
     stages = yaml.safe_load((baked / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((baked / "params.yaml").read_text())
-    assert list(stages) == STAGES
+    order = STAGES_OF[given["task"]]
+    assert list(stages) == order
     for name, stage in stages.items():
         assert stage["cmd"] == f"{given['project']} {name}"
         for key in stage.get("params", []):  # a section, or section.key
             section, _, name = key.partition(".")
             assert name in params[section] if name else section in params, key
-    for index, name in enumerate(STAGES[1:], start=1):
-        earlier = {path for stage in STAGES[:index] for path in _outputs(stages[stage])}
+    for index, name in enumerate(order[1:], start=1):
+        earlier = {path for stage in order[:index] for path in _outputs(stages[stage])}
         assert earlier & set(stages[name]["deps"]), f"{name} consumes nothing from earlier stages"
     metrics = {next(iter(m)) for m in stages["evaluate"]["metrics"] + stages["export"]["metrics"]}
+    tabular = {"metrics/fairness.json", "metrics/encrypted_parity.json"}
     assert metrics == {
         "metrics/metrics.json",
-        "metrics/fairness.json",
         "metrics/parity.json",
-        "metrics/encrypted_parity.json",
+        *(tabular if given["task"] == "tabular" else ()),
     }
     assert params["validate"]["thresholds"], "gates must ship with thresholds"
     for bound in params["validate"]["thresholds"].values():
@@ -241,15 +325,15 @@ def _outputs(stage: dict) -> set[str]:
     return {next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries}
 
 
-def test_schema_declares_a_sensitive_feature(baked: Path) -> None:
-    schema = yaml.safe_load((baked / "data" / "schema.yaml").read_text())
+def test_schema_declares_a_sensitive_feature(baked_default: Path) -> None:
+    schema = yaml.safe_load((baked_default / "data" / "schema.yaml").read_text())
     assert schema["sensitive"] == ["gender"]
     assert schema["columns"]["gender"]["type"] == "category"
 
 
-def test_demo_data_is_copied_verbatim(baked: Path) -> None:
+def test_demo_data_is_copied_verbatim(baked_default: Path) -> None:
     shipped = TEMPLATE / "{{cookiecutter.project}}" / "data" / "demo" / "loans.csv"
-    assert (baked / "data" / "demo" / "loans.csv").read_bytes() == shipped.read_bytes()
+    assert (baked_default / "data" / "demo" / "loans.csv").read_bytes() == shipped.read_bytes()
 
 
 def test_project_is_a_git_repository_on_main(baked: Path) -> None:
@@ -343,13 +427,15 @@ def run_project_tests(project: Path, *args: str) -> subprocess.CompletedProcess[
 
 
 DEPENDENCY_TESTS = 18  # 9 closures + 8 data-contract deps + 1 stage order
+AGENT_DEPENDENCY_TESTS = 5  # 4 closures + 1 stage order: an agent has no data contract
 
 
 def test_dvc_dependencies_are_the_import_closure(baked: Path) -> None:
     """The project's own check: each stage's code deps equal its module's import closure."""
     result = run_project_tests(baked, "tests/test_dvc_dependencies.py")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert f"{DEPENDENCY_TESTS} passed" in result.stdout
+    tabular = answers(baked)["task"] == "tabular"
+    assert f"{DEPENDENCY_TESTS if tabular else AGENT_DEPENDENCY_TESTS} passed" in result.stdout
 
 
 @pytest.mark.parametrize(

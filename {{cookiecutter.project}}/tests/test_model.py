@@ -21,10 +21,10 @@ from {{ cookiecutter.package }}.data import read_prepared
 from {{ cookiecutter.package }}.files import read_json
 from {{ cookiecutter.package }}.gates import parity_gate
 from {{ cookiecutter.package }}.metrics import classification_metrics
+from {{ cookiecutter.package }}.publish import parity
 from {{ cookiecutter.package }}.schema import Schema
 from {{ cookiecutter.package }}.serve.bundle import MODEL_FILE
 from {{ cookiecutter.package }}.serve.model import OnnxModel
-from {{ cookiecutter.package }}.stages.export import parity
 
 FRAMEWORK = frameworks.load()
 

@@ -23,6 +23,7 @@ from {{ cookiecutter.package }}.config import (
 from {{ cookiecutter.package }}.gates import decide
 from {{ cookiecutter.package }}.report import render
 from {{ cookiecutter.package }}.schema import Schema
+from {{ cookiecutter.package }}.stages.validate import scorer
 from {{ cookiecutter.package }}.verdict import SCHEMA_VERSION, Baseline, Verdict
 
 METRICS = {"accuracy": 0.91, "roc_auc": 0.97, "log_loss": 0.25}
@@ -269,7 +270,7 @@ def test_without_the_model_the_committed_metrics_are_the_baseline(
     assert found.source == "metrics"
     assert "neither the DVC cache nor the remote" in found.note
     features, target = test_split
-    loaded = baseline.load(repository, schema, features, target.to_numpy(), "current-split")
+    loaded = baseline.load(repository, scorer(schema, features, target.to_numpy()), "current-split")
     assert loaded.metrics == json.loads(repository.metrics.read_text())
     assert "not this run's current-split" in loaded.note
 
@@ -282,7 +283,7 @@ def test_a_baseline_model_is_scored_on_this_runs_test_split(
     record = Baseline("model", "main", "0" * 40, note="the model of main")
     (here.baseline / baseline.RECORD).write_text(json.dumps(record.__dict__))
     features, target = test_split
-    loaded = baseline.load(here, schema, features, target.to_numpy(), "split-md5")
+    loaded = baseline.load(here, scorer(schema, features, target.to_numpy()), "split-md5")
     assert loaded.source == "model"
     assert loaded.test_split_md5 == "split-md5"
     native = json.loads(paths.metrics.read_text())  # the same model on the same rows

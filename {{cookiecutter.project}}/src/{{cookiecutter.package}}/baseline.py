@@ -1,11 +1,12 @@
-"""The baseline a new model is judged against: the model at a git ref, on today's test split.
+"""The baseline a new model is judged against: the model at a git ref, on today's test data.
 
 ``<cli> baseline --ref REF`` (``make validate BASE=REF``) puts it into ``baseline/``, which the
 ``validate`` stage declares as a DVC dependency, so ``dvc repro`` stays the one way to run
 the gates. In order of preference:
 
 - ``model``: the ref's serving bundle, from the DVC cache or remote. ``validate`` scores it
-  on the current test split, so both models are compared on the same rows.
+  on the current test split (or, for an agent, the same evaluation episodes), so both models
+  are compared on the same data.
 - ``metrics``: the metrics committed at the ref, computed on whatever test split existed
   then; the verdict says so and names both test-split hashes.
 - ``none``: no ref, or nothing found at it; absolute thresholds only.
@@ -17,18 +18,15 @@ import json
 import logging
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from .config import Paths
 from .files import read_json, write_json
-from .metrics import classification_metrics
-from .schema import Schema
 from .serve.model import OnnxModel
 from .verdict import Baseline
 
@@ -107,13 +105,12 @@ def _find(ref: str | None, paths: Paths) -> Baseline:
     )
 
 
-def load(
-    paths: Paths, schema: Schema, features: pd.DataFrame, target: np.ndarray, split: str
-) -> Baseline:
+def load(paths: Paths, score: Callable[[OnnxModel], dict[str, float]], split: str) -> Baseline:
     """The baseline's metrics for this run's test split (``split`` is its MD5).
 
-    A baseline model is scored on ``features``; committed metrics are used as they are, and
-    the note says that they come from another test split when the hashes differ.
+    A baseline model is scored by ``score`` on this run's test data; committed metrics are
+    used as they are, and the note says that they come from another test split when the
+    hashes differ.
     """
     folder = paths.baseline
     if not (folder / RECORD).is_file():
@@ -123,11 +120,7 @@ def load(
     found = Baseline(**read_json(folder / RECORD))
     if found.source == "model":
         try:
-            model = OnnxModel.load(folder / BUNDLE)
-            columns = {name: features[name].to_list() for name in schema.features}
-            scores = classification_metrics(
-                target, model.predict_columns(columns).probabilities, schema
-            )
+            scores = score(OnnxModel.load(folder / BUNDLE))
         except Exception as error:  # noqa: BLE001 - an incompatible old model: say so, fall back
             return Baseline(
                 "none",

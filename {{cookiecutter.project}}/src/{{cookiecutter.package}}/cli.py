@@ -20,22 +20,37 @@ from typing import Annotated
 
 import typer
 
+{%- if cookiecutter.task == "reinforcement-learning" %}
+from .config import Paths, StageError
+from .environment import AgentParams as Params
+{%- else %}
 from .config import Params, Paths, StageError
+{%- endif %}
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 log = logging.getLogger(__package__)
 
-# name -> what it does; each is `stages/<name>.py`'s run(params, paths), in pipeline order.
+# name -> (module in stages/, what it does), in pipeline order; each module's run(params, paths).
 STAGES = {
-    "ingest": "Copy the raw data named by ingest.source into data/raw.",
-    "prepare": "Validate the raw data against data/schema.yaml and split it.",
-    "describe": "Describe the training split for the report (privately when privacy.enabled).",
-    "tune": "Search the train parameters with Ray Tune (when tune.enabled).",
-    "train": "Fit the model on the training split and start the MLflow run.",
-    "evaluate": "Write test metrics, plots and per-group fairness metrics.",
-    "export": "Write the ONNX serving bundle and its parity with the native model.",
-    "explain": "Explain the served model: feature importances and shape functions.",
-    "validate": "Apply the gates against the baseline; exit 1 when one fails.",
+{%- if cookiecutter.task == "reinforcement-learning" %}
+    "train": ("train_agent", "Train the agent (PPO) and start the MLflow run."),
+    "evaluate": ("evaluate_agent", "Play the evaluation episodes; record returns, observations."),
+    "export": ("export_agent", "Write the ONNX serving bundle and its parity with the policy."),
+    "validate": ("validate_agent", "Apply the gates against the baseline; exit 1 when one fails."),
+{%- else %}
+    "ingest": ("ingest", "Copy the raw data named by ingest.source into data/raw."),
+    "prepare": ("prepare", "Validate the raw data against data/schema.yaml and split it."),
+    "describe": (
+        "describe",
+        "Describe the training split for the report (privately when privacy.enabled).",
+    ),
+    "tune": ("tune", "Search the train parameters with Ray Tune (when tune.enabled)."),
+    "train": ("train", "Fit the model on the training split and start the MLflow run."),
+    "evaluate": ("evaluate", "Write test metrics, plots and per-group fairness metrics."),
+    "export": ("export", "Write the ONNX serving bundle and its parity with the native model."),
+    "explain": ("explain", "Explain the served model: feature importances and shape functions."),
+    "validate": ("validate", "Apply the gates against the baseline; exit 1 when one fails."),
+{%- endif %}
 }
 
 
@@ -56,9 +71,9 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _stage(name: str) -> Callable[[], None]:
+def _stage(module: str) -> Callable[[], None]:
     def command() -> None:
-        stage = importlib.import_module(f"{__package__}.stages.{name}")
+        stage = importlib.import_module(f"{__package__}.stages.{module}")
         try:
             stage.run(Params.load(), Paths())
         except StageError as error:
@@ -67,8 +82,8 @@ def _stage(name: str) -> Callable[[], None]:
     return command
 
 
-for _name, _help in STAGES.items():
-    app.command(_name, help=_help)(_stage(_name))
+for _name, (_module, _help) in STAGES.items():
+    app.command(_name, help=_help)(_stage(_module))
 
 
 @app.command()

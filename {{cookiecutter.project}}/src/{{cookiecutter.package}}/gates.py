@@ -181,8 +181,13 @@ def decide(
     privacy: PrivacyParams | None = None,
     ledger: dict[str, dict[str, float]] | None = None,
     encrypted: dict[str, Any] | None = None,
+    inapplicable: dict[str, str] | None = None,
 ) -> Verdict:
-    """Apply every gate; the model passes only if none failed."""
+    """Apply every gate; the model passes only if none failed.
+
+    ``inapplicable`` names gates that cannot apply to this kind of model (fairness to an
+    agent) with the reason, which the verdict states in their place.
+    """
     gates = [
         threshold_gate(metrics, params.thresholds),
         baseline_gate(metrics, baseline, params.thresholds, params.max_regression),
@@ -190,6 +195,11 @@ def decide(
         parity_gate(parity, params.parity),
         encrypted_parity_gate(encrypted or {"enabled": False}, params.encrypted_parity),
         privacy_gate(ledger or {}, privacy or PrivacyParams()),
+    ]
+    reasons = inapplicable or {}
+    gates = [
+        Gate(gate.name, "not_applicable", reasons[gate.name]) if gate.name in reasons else gate
+        for gate in gates
     ]
     return Verdict(
         passed=all(gate.status != "failed" for gate in gates),

@@ -1,46 +1,27 @@
 """``export``: the ONNX serving bundle, its parity with the native model, and its MLflow log.
 
-Also a Triton model repository of the same ONNX file (see :mod:`..model_repository`), and with
+See :mod:`..publish`. Also a Triton model repository of the same ONNX file (see :mod:`..model_repository`), and with
 ``encryption.enabled`` the linear model of the encrypted endpoint with its parity (see
 :mod:`..serve.encrypted`).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import mlflow
 import numpy as np
-import onnx
 
-from .. import frameworks, model_repository
+from .. import frameworks
 from ..config import EncryptionParams, Params, Paths, StageError
 from ..data import read_prepared
-from ..files import atomic_dir, write_json
+from ..files import write_json
 from ..frameworks import Framework
+from ..publish import EXAMPLE_ROWS, parity, publish
 from ..schema import Schema
-from ..serve.bundle import write_bundle
 from ..serve.encrypted import LINEAR_FILE, Ckks, EncryptedRequestError, LinearModel, inputs
 from ..serve.model import OnnxModel
-from ..serve.settings import ServeSettings
 from ..tracking import pipeline_run
-
-log = logging.getLogger(__name__)
-EXAMPLE_ROWS = 3  # test rows (and their expected predictions) shipped for smoke tests
-
-
-def parity(
-    model: OnnxModel, native_probabilities: np.ndarray, columns: dict[str, Any]
-) -> dict[str, float]:
-    """Compare the ONNX model with the native probabilities on the same rows."""
-    prediction = model.predict_columns(columns)
-    native_labels = model.schema.target.labels(native_probabilities)
-    return {
-        "max_abs_diff": float(np.abs(prediction.probabilities - native_probabilities).max()),
-        "label_agreement": float((prediction.labels == native_labels).mean()),
-        "rows": len(native_labels),
-    }
 
 
 def encrypted_endpoint(
@@ -112,35 +93,19 @@ def run(params: Params, paths: Paths) -> None:
     columns = {name: features[name].to_list() for name in schema.features}
     native_probabilities = framework.predict_proba(native, features)
     result = parity(model, native_probabilities, columns)
-    example_rows = features.head(EXAMPLE_ROWS).astype(object).to_dict(orient="records")
-    example = {
-        "rows": example_rows,
-        "predictions": model.predict_rows(example_rows).to_json(model.classes),
-    }
     served = model.predict_columns(columns).labels
     linear, encrypted = encrypted_endpoint(
         framework, native, schema, params.encryption, columns, native_probabilities, served
     )
     extra = {LINEAR_FILE: linear.model_dump(mode="json")} if linear else {}
-    with atomic_dir(paths.bundle) as folder:
-        write_bundle(folder, onnx_bytes, metadata, example, extra)
-    # Named and batched like the project's server by default (SERVE_MODEL_NAME, ...ROWS).
-    serving = ServeSettings.model_fields
-    with atomic_dir(paths.model_repository) as folder:
-        name, rows = serving["model_name"].default, serving["max_batch_rows"].default
-        model_repository.write(folder, onnx_bytes, name, rows)
-    write_json(paths.parity, result)
+    rows = features.head(EXAMPLE_ROWS).astype(object).to_dict(orient="records")
+    publish(paths, model, onnx_bytes, rows, result, extra)
     write_json(paths.encrypted_parity, encrypted)
-
-    with pipeline_run(paths):
-        mlflow.log_metrics({f"parity.{name}": value for name, value in result.items()})
-        if linear:
+    if linear:
+        with pipeline_run(paths):
             mlflow.log_metrics(
                 {
                     f"encrypted_parity.{name}": encrypted[name]
                     for name in ("max_abs_logit_error", "label_agreement")
                 }
             )
-        mlflow.set_tag("model.onnx_sha256", model.sha256)
-        mlflow.onnx.log_model(onnx.load_from_string(onnx_bytes), name="model", input_example=None)
-    log.info("exported ONNX model %s, parity %s", model.sha256[:12], result)

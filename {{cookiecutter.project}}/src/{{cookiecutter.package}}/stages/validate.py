@@ -6,19 +6,33 @@ The baseline is a DVC dependency (``baseline/``, filled by ``<cli> baseline --re
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from .. import baseline, model_card
-from ..config import Params, Paths, StageError, Tuned
+from ..config import Params, Paths, Tuned
 from ..data import read_prepared
-from ..files import atomic_path, md5, read_json, write_json
+from ..files import md5, read_json
 from ..gates import decide
+from ..metrics import classification_metrics
+from ..publish import publish_verdict
 from ..report import render
 from ..schema import Schema
 from ..serve.bundle import METADATA_FILE, read_manifest
+from ..serve.model import OnnxModel
 
-log = logging.getLogger(__name__)
+
+def scorer(
+    schema: Schema, features: pd.DataFrame, target: np.ndarray
+) -> Callable[[OnnxModel], dict[str, float]]:
+    """Score a served model on these test rows (how a baseline model is scored)."""
+    columns = {name: features[name].to_list() for name in schema.features}
+    return lambda model: classification_metrics(
+        target, model.predict_columns(columns).probabilities, schema
+    )
 
 
 def privacy_ledger(
@@ -52,14 +66,13 @@ def run(params: Params, paths: Paths) -> None:
         fairness,
         read_json(paths.parity),
         params.validate_,
-        baseline.load(paths, schema, features, target.to_numpy(), split),
+        baseline.load(paths, scorer(schema, features, target.to_numpy()), split),
         model_sha256=read_manifest(paths.bundle)["model_sha256"],
         test_split_md5=split,
         privacy=params.privacy,
         ledger=ledger,
         encrypted=encrypted,
     )
-    write_json(paths.verdict, verdict.to_json())
     explanations = read_json(paths.explanations)
     facts = model_card.Facts(
         verdict=verdict,
@@ -80,15 +93,5 @@ def run(params: Params, paths: Paths) -> None:
         encryption=params.encryption,
         encrypted=encrypted,
     )
-    written = {
-        paths.report: render(verdict, explanations, params.explain.top, statistics),
-        paths.model_card: model_card.render(facts),
-    }
-    for path, text in written.items():
-        with atomic_path(path) as temporary:
-            temporary.write_text(text, encoding="utf-8")
-    for gate in verdict.gates:
-        log.info("gate %-12s %-14s %s", gate.name, gate.status, gate.detail)
-    if verdict.failed:
-        failed = "; ".join(gate.failure() for gate in verdict.failed)
-        raise StageError(f"model rejected by gate(s): {failed}; see {paths.report}")
+    report = render(verdict, explanations, params.explain.top, statistics)
+    publish_verdict(paths, verdict, report, model_card.render(facts))
