@@ -56,7 +56,10 @@ TABULAR_FILES = (
 )  # fmt: skip
 AGENT_FILES = (
     "src/{package}/environment.py",
-    *("src/{package}/stages/" + stage + "_agent.py" for stage in ("train", "evaluate", "export", "validate")),
+    *(
+        "src/{package}/stages/" + stage + "_agent.py"
+        for stage in ("train", "evaluate", "export", "validate")
+    ),
     "tests/test_agent.py",
 )  # fmt: skip
 

@@ -79,9 +79,7 @@ def reproduced_tensorflow(
 @pytest.fixture(scope="session")
 def reproduced_rllib(bakes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The reinforcement-learning project (RLlib), reproduced like :func:`reproduced`."""
-    return reproduce(
-        bakes["reinforcement-learning"], tmp_path_factory.mktemp("reproduced-rllib")
-    )
+    return reproduce(bakes["reinforcement-learning"], tmp_path_factory.mktemp("reproduced-rllib"))
 
 
 def reproduce(baked: Path, root: Path) -> Project:

@@ -87,7 +87,7 @@ def test_a_policy_trained_for_one_iteration_is_rejected_by_the_return_gate(
     assert ran(result.stdout) == STAGES
     threshold = params(project)["validate"]["thresholds"]["mean_return"]["min"]
     assert "model rejected by gate(s): thresholds (mean_return)" in result.stdout + result.stderr
-    assert {**PASSED, "thresholds": "failed"} == gate_status(project)
+    assert gate_status(project) == {**PASSED, "thresholds": "failed"}
     [check] = next(g for g in verdict(project)["gates"] if g["name"] == "thresholds")["checks"]
     assert check["name"] == "mean_return"
     assert check["value"] < threshold

@@ -1,8 +1,8 @@
 """``export``: the ONNX serving bundle, its parity with the native model, and its MLflow log.
 
-See :mod:`..publish`. Also a Triton model repository of the same ONNX file (see :mod:`..model_repository`), and with
-``encryption.enabled`` the linear model of the encrypted endpoint with its parity (see
-:mod:`..serve.encrypted`).
+Written by :mod:`..publish`, with a Triton model repository of the same ONNX file (see
+:mod:`..model_repository`), and with ``encryption.enabled`` the linear model of the encrypted
+endpoint with its parity (see :mod:`..serve.encrypted`).
 """
 
 from __future__ import annotations
