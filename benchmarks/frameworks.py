@@ -1,14 +1,17 @@
 """Per framework: pipeline, training and explanation time, serving against MLflow, image size.
 
 For every framework choice the template offers, one run: bake the project (default answers
-otherwise), install it into a virtualenv linked to this one, time `dvc repro` from scratch,
-its `train` stage and its `explain` stage (run again on its own, the CLI without DVC), run
+otherwise; rllib with the reinforcement-learning task), install it into a virtualenv linked
+to this one, time `dvc repro` from scratch, its `train` stage (with the peak resident memory
+of its process tree: Ray's processes for RLlib) and, for tabular projects, its `explain`
+stage (run again on its own, the CLI without DVC), run
 benchmarks/serve_vs_mlflow.py on its exported model (the same ONNX model for both servers),
 and, with --image, build its serving image with the project's Dockerfile and report its size
 over the base image.
 
 Usage, from the template repository (needs wrk; --image needs a Docker engine):
-    python benchmarks/frameworks.py [--image] [--duration 5] [--output results.json]
+    python benchmarks/frameworks.py [--image] [--duration 5] [--frameworks rllib,...]
+        [--output results.json]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.processes import watched
 from tests.baking import TEMPLATE, Project, bake, install
 from tests.infra import ensure_base_image, ensure_docker, image_size, sh
 
@@ -56,15 +60,19 @@ def image(project: Project, framework: str) -> dict[str, float]:
 
 
 def measure(framework: str, root: Path, args: argparse.Namespace) -> dict[str, object]:
-    project = install(bake(root, framework=framework), root / "venv")
+    agent = framework == "rllib"  # the one framework of the reinforcement-learning task
+    task = {"task": "reinforcement-learning"} if agent else {}
+    project = install(bake(root, framework=framework, **task), root / "venv")
     result: dict[str, object] = {"framework": framework}
     # One `dvc repro` from scratch in three steps, so the train stage is timed inside it (with
     # DVC's own overhead of a second or two); a separate training run would start another
     # MLflow run, without the ONNX model the MLflow server needs.
-    before = timed(lambda: project.dvc("repro", "prepare"))
-    result["train_s"] = timed(lambda: project.dvc("repro", "train"))
+    before = 0.0 if agent else timed(lambda: project.dvc("repro", "prepare"))
+    train = [project.python, "-m", "dvc", "repro", "train"]
+    result["train_s"], peak = watched(train, project.root, project.env)
+    result["train_peak_rss_mb"] = round(peak / 1e6)
     result["dvc_repro_s"] = before + result["train_s"] + timed(lambda: project.dvc("repro"))
-    result["explain_s"] = timed(lambda: project.cli("explain"))
+    result["explain_s"] = None if agent else timed(lambda: project.cli("explain"))
     result["serving"] = serving(project, args.duration)
     if args.image:
         result.update(image(project, framework))
@@ -76,20 +84,23 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds of load per server")
     parser.add_argument("--image", action="store_true", help="also build each serving image")
     parser.add_argument("--output", type=Path, help="also write the results as JSON")
+    offered = json.loads((TEMPLATE / "cookiecutter.json").read_text())["framework"]
+    parser.add_argument("--frameworks", default=",".join(offered), help="comma-separated")
     args = parser.parse_args()
-    frameworks = json.loads((TEMPLATE / "cookiecutter.json").read_text())["framework"]
+    frameworks = args.frameworks.split(",")
     with tempfile.TemporaryDirectory() as scratch:
         results = [measure(name, Path(scratch, name), args) for name in frameworks]
     print(
-        f"\n{'framework':<10} {'repro s':>8} {'train s':>8} {'explain s':>9} {'x mlflow':>9} "
-        f"{'p99 ms':>7}",
+        f"\n{'framework':<10} {'repro s':>8} {'train s':>8} {'train MB':>8} {'explain s':>9} "
+        f"{'x mlflow':>9} {'p99 ms':>7}",
         end="",
     )
     print(f" {'image MB':>9} {'own MB':>7}" if args.image else "")
     for r in results:
+        explain = "-" if r["explain_s"] is None else f"{r['explain_s']:.1f}"
         line = (
             f"{r['framework']:<10} {r['dvc_repro_s']:>8.1f} {r['train_s']:>8.1f} "
-            f"{r['explain_s']:>9.1f} "
+            f"{r['train_peak_rss_mb']:>8} {explain:>9} "
             f"{r['serving']['throughput_vs_mlflow']:>9.1f} {r['serving']['p99_ms']:>7.2f}"
         )
         if args.image:

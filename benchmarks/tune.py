@@ -14,42 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.processes import watched
 from tests.baking import Project, bake, install, switch_tuning_on
-
-
-def tree_rss(process: psutil.Process) -> int:
-    """Resident bytes of a process and all its descendants (those still alive)."""
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def search(project: Project, trials: int, scheduler: str) -> dict[str, object]:
     switch_tuning_on(project.root, trials=trials, scheduler=scheduler)
     command = [str(Path(project.env["VIRTUAL_ENV"]) / "bin" / project.root.name), "tune"]
-    started = time.monotonic()
-    child = subprocess.Popen(command, cwd=project.root, env=project.env)
-    watched, peak = psutil.Process(child.pid), 0
-    while child.poll() is None:
-        peak = max(peak, tree_rss(watched))
-        time.sleep(0.2)
-    seconds = time.monotonic() - started
-    if child.returncode != 0:
-        raise SystemExit(f"tune failed with exit code {child.returncode}")
+    seconds, peak = watched(command, project.root, project.env)
     found = yaml.safe_load((project.root / "models" / "tuned.yaml").read_text())
     return {
         "seconds": round(seconds, 1),

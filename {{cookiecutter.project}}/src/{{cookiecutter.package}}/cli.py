@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-{%- if cookiecutter.task == "reinforcement-learning" %}
+{% if cookiecutter.task == "reinforcement-learning" %}
 from .config import Paths, StageError
 from .environment import AgentParams as Params
 {%- else %}

@@ -121,10 +121,10 @@ def canonical_names(graph: onnx.GraphProto) -> None:
 
     Exporters derive names from counters of the process: the framework's name scopes count
     the models built or called (TensorFlow: ``mlp_1/hidden_1_1/MatMul``), tf2onnx numbers
-    unknown dimensions (``unk__7``), doc strings name traced functions. The exported bytes
-    must depend on the model only. Inputs and outputs keep their names; the batch dimension
-    is called ``rows``. (Networks with subgraphs, such as ``If`` or ``Loop``, would need the
-    same inside them.)
+    unknown dimensions (``unk__7``), doc strings name traced functions and torch.onnx's node
+    metadata holds stack traces with absolute paths. The exported bytes must depend on the
+    model only. Inputs and outputs keep their names; the batch dimension is called ``rows``.
+    (Networks with subgraphs, such as ``If`` or ``Loop``, would need the same inside them.)
     """
     graph.doc_string = ""  # tf2onnx: "converted from __inference_<lambda>_6552"
     kept = {value.name for value in [*graph.input, *graph.output]}
@@ -133,6 +133,7 @@ def canonical_names(graph: onnx.GraphProto) -> None:
         renamed[weight.name] = weight.name = f"network.weight{number}"
     for number, node in enumerate(graph.node):
         node.name, node.doc_string = f"network.node{number}", ""
+        del node.metadata_props[:]  # torch.onnx: stack traces, with the source's absolute path
         for index, name in enumerate(node.output):
             if name and name not in kept:
                 renamed[name] = f"network.node{number}.{index}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import onnx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from ..environment import EnvironmentParams
@@ -184,4 +185,8 @@ def to_onnx(module: RLModule, schema: Schema) -> bytes:
             external_data=False,
             verbose=False,
         )
-    return buffer.getvalue()
+    exported = onnx.load_from_string(buffer.getvalue())
+    for node in exported.graph.node:
+        # Stack traces with this file's absolute path: the bytes must not depend on the folder.
+        del node.metadata_props[:]
+    return exported.SerializeToString()
