@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import Self
 
 from .files import atomic_path
 
@@ -165,6 +166,19 @@ class EncryptionParams(_Strict):
         return self
 
 
+class ParamsFile(_Strict):
+    """A whole ``params.yaml``, read and checked in one place for every task."""
+
+    @classmethod
+    def load(cls, path: Path = Path("params.yaml")) -> Self:
+        """Read and check ``params.yaml``.
+
+        Raises:
+            StageError: naming each offending key.
+        """
+        return validated(cls, yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
+
+
 class Bound(_Strict):
     """A threshold with its direction: ``{min: 0.85}`` for a score, ``{max: 0.4}`` for a loss."""
 
@@ -210,7 +224,7 @@ class ValidateParams(_Strict):
     encrypted_parity: EncryptedParityBound = EncryptedParityBound()
 
 
-class Params(_Strict):
+class Params(ParamsFile):
     """All of ``params.yaml``; ``train`` is validated by the framework (see module docstring)."""
 
     seed: int
@@ -222,15 +236,6 @@ class Params(_Strict):
     privacy: PrivacyParams = PrivacyParams()  # off: the report's statistics are exact
     encryption: EncryptionParams = EncryptionParams()  # off: no encrypted endpoint
     validate_: ValidateParams = Field(alias="validate")
-
-    @classmethod
-    def load(cls, path: Path = Path("params.yaml")) -> Params:
-        """Read and check ``params.yaml``.
-
-        Raises:
-            StageError: naming each offending key.
-        """
-        return validated(cls, yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
 
 
 def validated(model: type[Model], data: object, where: str) -> Model:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 from pydantic import Field, PositiveInt
 
-from .config import Bound, ParityBound, StageError, ValidateParams, _Strict, validated
+from .config import Bound, ParamsFile, ParityBound, StageError, ValidateParams, _Strict
 from .schema import NumericColumn, Schema, Target
 
 if TYPE_CHECKING:
@@ -57,7 +55,7 @@ class AgentValidateParams(_Strict):
         return ValidateParams(fairness=None, **self.model_dump())
 
 
-class AgentParams(_Strict):
+class AgentParams(ParamsFile):
     """All of a reinforcement-learning project's ``params.yaml``."""
 
     seed: int
@@ -65,15 +63,6 @@ class AgentParams(_Strict):
     train: dict[str, Any]  # validated by the framework's Params when train runs
     evaluate: EvaluateParams = EvaluateParams()
     validate_: AgentValidateParams = Field(alias="validate")
-
-    @classmethod
-    def load(cls, path: Path = Path("params.yaml")) -> AgentParams:
-        """Read and check ``params.yaml``.
-
-        Raises:
-            StageError: naming each offending key.
-        """
-        return validated(cls, yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
 
 
 def make(params: EnvironmentParams) -> gymnasium.Env:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -171,15 +172,18 @@ def to_onnx(module: RLModule, schema: Schema) -> bytes:
             return probabilities.argmax(dim=1), probabilities
 
     names = schema.features
+    rows = torch.export.Dim("rows")  # one dimension: every input has the same rows
     buffer = io.BytesIO()
-    with quiet("torch.onnx", "onnx_ir", "onnxscript"):
+    with quiet("torch.onnx", "onnx_ir", "onnxscript"), warnings.catch_warnings():
+        # The inputs share one batch dimension, named once: torch says so once per input.
+        warnings.filterwarnings("ignore", "# The axis name", UserWarning)
         torch.onnx.export(
             Policy().eval(),
             tuple(torch.zeros(2, 1) for _ in names),
             buffer,
             input_names=names,
             output_names=["label", "probabilities"],
-            dynamic_shapes=(tuple({0: torch.export.Dim("rows")} for _ in names),),
+            dynamic_shapes=(tuple({0: rows} for _ in names),),
             opset_version=OPSET,
             dynamo=True,
             external_data=False,
