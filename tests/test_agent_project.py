@@ -27,7 +27,7 @@ PASSED = {
     "encrypted": "not_applicable",
     "privacy": "not_applicable",
 }
-GENERATED_TESTS = 21  # tests/test_agent.py 16 + tests/test_dvc_dependencies.py 5
+GENERATED_TESTS = 22  # tests/test_agent.py 17 + tests/test_dvc_dependencies.py 5
 
 
 def params(project: Project) -> dict:

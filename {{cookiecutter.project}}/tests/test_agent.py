@@ -52,9 +52,14 @@ def schema(env: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str, float]], Path]:
-    """One PPO iteration on 400 steps, saved and loaded back."""
+    """One PPO iteration on 400 steps, saved and loaded back.
+
+    On a local Ray although RAY_ADDRESS names a cluster (as CI's may): agents train locally.
+    """
     small = rllib.Params(iterations=1, train_batch_size=400, minibatch_size=100, epochs=2)
-    module, curves = rllib.fit(CARTPOLE, small, seed=7)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_ADDRESS", "ray://ray-head.example:10001")
+        module, curves = rllib.fit(CARTPOLE, small, seed=7)
     folder = tmp_path_factory.mktemp("native")
     rllib.save(module, folder)
     return rllib.load(folder), curves, folder
@@ -107,6 +112,21 @@ def test_an_environment_that_cannot_be_made_names_the_param(
     assert message.startswith(f"params.yaml: {named}")
     assert says in message
     assert "\n" not in message
+
+
+def test_a_custom_environment_registers_itself_in_the_module_params_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_worlds.py").write_text(
+        "import gymnasium\n"
+        "gymnasium.register(id='LongPole-v0', max_episode_steps=50,\n"
+        "                   entry_point='gymnasium.envs.classic_control.cartpole:CartPoleEnv')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    params = EnvironmentParams(id="LongPole-v0", module="my_worlds")
+    env = environment.make(params)
+    assert env.spec.max_episode_steps == 50
+    assert environment.schema(env, params).features == ["obs_0", "obs_1", "obs_2", "obs_3"]
 
 
 @pytest.mark.parametrize(

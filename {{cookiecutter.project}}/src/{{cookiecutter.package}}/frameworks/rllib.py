@@ -1,4 +1,4 @@
-"""RLlib: PPO on the project's gymnasium environment, on a local Ray (or RAY_ADDRESS's cluster).
+"""RLlib: PPO on the project's gymnasium environment, on a local Ray.
 
 The learned policy is RLlib's default PyTorch module (a multilayer perceptron); ``save``
 keeps the module alone (its weights and how to rebuild it), not the algorithm's optimizer
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -72,10 +71,9 @@ def fit(
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-    if os.environ.get("RAY_ADDRESS"):  # a cluster: its resources, not a local Ray's
-        ray.init(log_to_driver=False)
-    else:
-        ray.init(**LOCAL_RAY, log_to_driver=False)
+    # Always a local Ray ("local" overrides RAY_ADDRESS, which may name the cluster CI's
+    # workflow offers): training on a cluster is not built for agents yet.
+    ray.init(address="local", **LOCAL_RAY, log_to_driver=False)
     config = (
         PPOConfig()
         .environment(environment.id, env_config=environment.config)
