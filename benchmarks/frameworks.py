@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.processes import watched
+from processes import watched  # beside this script
+
 from tests.baking import TEMPLATE, Project, bake, install
 from tests.infra import ensure_base_image, ensure_docker, image_size, sh
 

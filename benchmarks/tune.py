@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.processes import watched
+from processes import watched  # beside this script
+
 from tests.baking import Project, bake, install, switch_tuning_on
 
 

@@ -1,3 +1,16 @@
+{%- if cookiecutter.task == "reinforcement-learning" -%}
+"""How the agent is learned: RLlib (:mod:`.rllib`), the one framework of this task.
+
+Nothing here imports a training library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+{%- else -%}
 """How the model is learned: the framework chosen when the project was generated.
 
 Every framework module satisfies :class:`Framework`, so stages never name a framework.
@@ -77,6 +90,7 @@ def load() -> Framework:
     from . import {{ cookiecutter.framework }} as chosen
 
     return cast(Framework, chosen)
+{%- endif %}
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +18,7 @@ import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from ..environment import EnvironmentParams
+from ..environment import Act, EnvironmentParams
 from . import quiet
 
 if TYPE_CHECKING:
@@ -32,8 +31,6 @@ OPSET = 18
 log = logging.getLogger(__name__)
 # A local Ray sized for a laptop or a CI runner: 2 CPUs, no dashboard, a small object store.
 LOCAL_RAY = {"num_cpus": 2, "include_dashboard": False, "object_store_memory": 200_000_000}
-# Called with one training iteration's metrics.
-Progress = Callable[[dict[str, float]], None]
 # What each iteration reports, by RLlib's result keys.
 CURVES = {
     "episode_return_mean": ("env_runners", "episode_return_mean"),
@@ -61,10 +58,7 @@ class Params(BaseModel):
 
 
 def fit(
-    environment: EnvironmentParams,
-    params: Params,
-    seed: int,
-    progress: Progress | None = None,
+    environment: EnvironmentParams, params: Params, seed: int
 ) -> tuple[RLModule, list[dict[str, float]]]:
     """Train PPO; return the policy module and each iteration's curves."""
     import ray
@@ -98,8 +92,6 @@ def fit(
             curve = {name: float(_find(result, keys)) for name, keys in CURVES.items()}
             curves.append(curve)
             log.info("iteration %d/%d: %s", iteration, params.iterations, curve)
-            if progress is not None:
-                progress(curve)
         return algorithm.get_module(), curves
     finally:
         algorithm.stop()
@@ -128,7 +120,7 @@ def probabilities(module: RLModule, observations: np.ndarray) -> np.ndarray:
         return torch.softmax(logits["action_dist_inputs"], dim=1).numpy()
 
 
-def act(module: RLModule) -> Callable[[np.ndarray], np.ndarray]:
+def act(module: RLModule) -> Act:
     """The greedy policy: the most probable action for each observation."""
     return lambda observations: probabilities(module, observations).argmax(axis=1)
 
