@@ -48,6 +48,15 @@ def baked(request: pytest.FixtureRequest, bakes: dict[str, Path]) -> Path:
     return bakes[request.param]
 
 
+TABULAR = [key for key, answers in SUPPORTED.items() if answers.get("task", "tabular") == "tabular"]
+
+
+@pytest.fixture(scope="session", params=TABULAR, ids=TABULAR)
+def baked_tabular(request: pytest.FixtureRequest, bakes: dict[str, Path]) -> Path:
+    """Each supported combination of the tabular task (what only its projects hold)."""
+    return bakes[request.param]
+
+
 @pytest.fixture(scope="session")
 def baked_default(bakes: dict[str, Path]) -> Path:
     return bakes["default"]

@@ -227,13 +227,14 @@ WORKER_GROUP_FIELDS = {"groupName", "maxReplicas", "minReplicas", "rayStartParam
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_the_ray_cluster_is_what_kuberay_requires_with_restricted_pods(
-    baked: Path, version: str
+    baked_tabular: Path, version: str
 ) -> None:
-    cluster = yaml.safe_load((baked / "deploy" / "ray" / "raycluster.yaml").read_text())
+    """The cluster of the tune stage: an agent's project has neither."""
+    cluster = yaml.safe_load((baked_tabular / "deploy" / "ray" / "raycluster.yaml").read_text())
     assert (cluster["apiVersion"], cluster["kind"]) == ("ray.io/v1", "RayCluster")
     spec = cluster["spec"]
     # Ray Client refuses a cluster of another Ray: the one requirements/tune.txt installs.
-    pinned = (baked / "requirements" / "tune.txt").read_text()
+    pinned = (baked_tabular / "requirements" / "tune.txt").read_text()
     assert f"ray[tune]=={spec['rayVersion']}\n" in pinned
     head = spec["headGroupSpec"]
     assert isinstance(head["rayStartParams"], dict)
@@ -241,7 +242,7 @@ def test_the_ray_cluster_is_what_kuberay_requires_with_restricted_pods(
     assert [WORKER_GROUP_FIELDS - set(group) for group in workers] == [set()]
     for group in workers:
         assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
-    python = answers_of(baked)["python_version"].replace(".", "")
+    python = answers_of(baked_tabular)["python_version"].replace(".", "")
     pods = [head["template"]["spec"]] + [group["template"]["spec"] for group in workers]
     for pod in pods:
         template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "ray"}}
