@@ -16,77 +16,99 @@ from pathlib import Path
 RUN_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
 
 
-# Frameworks that train neural networks share src/<package>/networks.py.
-NETWORK_FRAMEWORKS = ("pytorch", "tensorflow")
-# Files only some frameworks use: scikit-learn's Fairlearn mitigation and private training.
+# Modules of the frameworks that train neural networks: the ONNX graph helpers every one
+# uses, the tabular networks' shared code, and PyTorch's and Keras's training loops.
 FRAMEWORK_FILES = {
-    "src/{package}/mitigation.py": ("sklearn",),
+    "src/{package}/onnx_graph.py": ("pytorch", "tensorflow"),
+    "src/{package}/networks.py": ("pytorch", "tensorflow"),
+    "src/{package}/frameworks/torch_loop.py": ("pytorch",),
+    "src/{package}/frameworks/keras_loop.py": ("tensorflow",),
+    "src/{package}/mitigation.py": ("sklearn",),  # Fairlearn mitigation
     "src/{package}/private_training.py": ("sklearn",),
     "tests/test_private_training.py": ("sklearn",),
 }
 # Extra requirements every tabular project keeps, whatever its framework: Ray for tune.
 SHARED_EXTRAS = ("tune",)
-# Files of one task only. A reinforcement-learning project has no dataset: its agent learns
-# in an environment, and its stages and tests are its own.
-TABULAR_FILES = (
-    "data",
-    "deploy/ray",
-    "notebooks",
-    "requirements/tune.txt",
-    *(
-        "src/{package}/" + module + ".py"
-        for module in (
+
+
+def stages(*names: str) -> tuple[str, ...]:
+    """The modules of these stages."""
+    return tuple("src/{package}/stages/" + name + ".py" for name in names)
+
+
+def modules(*names: str) -> tuple[str, ...]:
+    """These modules of the package."""
+    return tuple("src/{package}/" + name + ".py" for name in names)
+
+
+def tests(*names: str) -> tuple[str, ...]:
+    """These modules of the generated tests."""
+    return tuple(f"tests/{name}.py" for name in names)
+
+
+# The files of each task; a project keeps its task's and those no task claims. Tabular and
+# image classification share their metrics; an agent learns in an environment and has no
+# dataset. Each task's stages and tests are its own.
+TASK_FILES = {
+    "tabular": (
+        "data/demo", "data/schema.yaml", "deploy/ray", "notebooks", "requirements/tune.txt",
+        *modules(
             "data", "data_statistics", "encrypted_client", "explanation_page", "explanations",
-            "metrics", "model_card", "tabular", "tuning",
-            *(f"stages/{stage}" for stage in (
-                "ingest", "prepare", "describe", "tune", "train", "evaluate", "export",
-                "explain", "validate",
-            )),
-        )
-    ),
-    *(
-        f"tests/{module}.py"
-        for module in (
+            "metrics", "model_card", "networks", "tabular", "tuning",
+        ),
+        *stages(
+            "ingest", "prepare", "describe", "tune", "train", "evaluate", "export", "explain",
+            "validate",
+        ),
+        *tests(
             "conftest", "test_batching", "test_cli", "test_data", "test_data_statistics",
-            "test_encrypted", "test_explanations", "test_model",
-            "test_model_repository", "test_open_inference", "test_serve", "test_serve_properties",
-            "test_tuning", "test_validate",
-        )
+            "test_encrypted", "test_explanations", "test_model", "test_model_repository",
+            "test_open_inference", "test_serve", "test_serve_properties", "test_tuning",
+            "test_validate",
+        ),
     ),
-)  # fmt: skip
-AGENT_FILES = (
-    "src/{package}/environment.py",
-    *(
-        "src/{package}/stages/" + stage + "_agent.py"
-        for stage in ("train", "evaluate", "export", "validate")
+    "image": (
+        "data/schema.yaml",
+        *modules("images", "metrics"),
+        *stages(
+            "ingest_images", "prepare_images", "pretrain", "train_image", "evaluate_image",
+            "export_image", "validate_image",
+        ),
+        *tests("test_images"),
     ),
-    "tests/test_agent.py",
-)  # fmt: skip
+    "reinforcement-learning": (
+        *modules("environment"),
+        *stages("train_agent", "evaluate_agent", "export_agent", "validate_agent"),
+        *tests("test_agent"),
+    ),
+}  # fmt: skip
 
 
-def remove_framework_files(package: str, framework: str) -> None:
+def remove_framework_files(package: str, framework: str, task: str) -> None:
     """Keep only the chosen training framework's modules and extra requirements."""
-    for module in Path("src", package, "frameworks").glob("*.py"):
-        if module.stem not in ("__init__", framework):
-            module.unlink()
+    module = framework if task != "image" else f"{framework}_image"
+    for path in Path("src", package, "frameworks").glob("*.py"):
+        if path.stem not in ("__init__", module, "torch_loop", "keras_loop"):
+            path.unlink()
     for extra in Path("requirements").glob("*.txt"):
-        if extra.stem not in (framework, *SHARED_EXTRAS):
+        if extra.stem not in (framework, *(SHARED_EXTRAS if task == "tabular" else ())):
             extra.unlink()
-    if framework not in NETWORK_FRAMEWORKS:
-        Path("src", package, "networks.py").unlink()
     for path, frameworks in FRAMEWORK_FILES.items():
         if framework not in frameworks:
-            Path(path.format(package=package)).unlink()
+            Path(path.format(package=package)).unlink(missing_ok=True)
 
 
 def remove_task_files(package: str, task: str) -> None:
     """Keep only the chosen task's modules, tests and data."""
-    for path in TABULAR_FILES if task != "tabular" else AGENT_FILES:
+    kept = set(TASK_FILES[task])
+    for path in {path for files in TASK_FILES.values() for path in files} - kept:
         target = Path(path.format(package=package))
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
+    if Path("data").is_dir() and not any(Path("data").iterdir()):  # an agent has no data
+        Path("data").rmdir()
 
 
 def template_commit(repo_dir: str) -> str | None:
@@ -128,7 +150,7 @@ def init_git() -> None:
 def main() -> int:
     """Apply the post-generation steps for the answers rendered into this script."""
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
-    remove_framework_files(str(answers["package"]), str(answers["framework"]))
+    remove_framework_files(str(answers["package"]), str(answers["framework"]), str(answers["task"]))
     remove_task_files(str(answers["package"]), str(answers["task"]))
     record_answers(answers)
     init_git()

@@ -22,6 +22,7 @@ Rule = Callable[[str], str | None]
 TASK_FRAMEWORKS = {
     "tabular": ("sklearn", "pytorch", "tensorflow"),
     "reinforcement-learning": ("rllib",),
+    "image": ("pytorch", "tensorflow"),
 }
 
 # Import names the generated project depends on (plus its own test package): a project or
@@ -41,18 +42,10 @@ def matches(pattern: str, expectation: str) -> Rule:
     return lambda value: None if compiled.fullmatch(value) else expectation
 
 
-def one_of(choices: tuple[str, ...], planned: tuple[str, ...] = ()) -> Rule:
-    """Build a rule that accepts only ``choices``; ``planned`` ones get a friendlier message."""
+def one_of(choices: tuple[str, ...]) -> Rule:
+    """Build a rule that accepts only ``choices``."""
     listed = ", ".join(sorted(choices))
-
-    def rule(value: str) -> str | None:
-        if value in choices:
-            return None
-        if value in planned:
-            return f"is planned but not available yet; choose one of {listed}"
-        return f"must be one of {listed}"
-
-    return rule
+    return lambda value: None if value in choices else f"must be one of {listed}"
 
 
 def shadowing(name: str) -> str | None:
@@ -134,13 +127,13 @@ def declared_choices(options: dict[str, object], repo_dir: object) -> dict[str, 
     return None
 
 
-def rules(template: dict[str, object] | None, planned: dict[str, list[str]]) -> dict[str, Rule]:
+def rules(template: dict[str, object] | None) -> dict[str, Rule]:
     """One rule per question; choice questions accept the lists in ``cookiecutter.json``."""
 
     def choice(key: str) -> Rule:
         if template is None:
             return lambda value: None
-        return one_of(tuple(template[key]), tuple(planned.get(key, ())))  # type: ignore[arg-type]
+        return one_of(tuple(template[key]))  # type: ignore[arg-type]
 
     return {
         "project_name": single_line(100),
@@ -169,8 +162,7 @@ def rules(template: dict[str, object] | None, planned: dict[str, list[str]]) -> 
 def problems(answers: dict[str, object], template: dict[str, object] | None) -> list[str]:
     """Return one message per answer that breaks its rule."""
     found = []
-    planned: dict[str, list[str]] = answers.get("_planned", {})  # type: ignore[assignment]
-    for field, rule in rules(template, planned).items():
+    for field, rule in rules(template).items():
         value = answers.get(field)
         if not isinstance(value, str):
             found.append(f"{field}: must be a string, got {value!r}")

@@ -86,6 +86,23 @@ def reproduced_tensorflow(
 
 
 @pytest.fixture(scope="session")
+def reproduced_image_pytorch(
+    bakes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Project:
+    """The image-classification project on PyTorch, reproduced like :func:`reproduced`."""
+    return reproduce(bakes["image-pytorch"], tmp_path_factory.mktemp("reproduced-image-pytorch"))
+
+
+@pytest.fixture(scope="session")
+def reproduced_image_tensorflow(
+    bakes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Project:
+    """The image-classification project on TensorFlow, reproduced like :func:`reproduced`."""
+    root = tmp_path_factory.mktemp("reproduced-image-tensorflow")
+    return reproduce(bakes["image-tensorflow"], root)
+
+
+@pytest.fixture(scope="session")
 def reproduced_rllib(bakes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The reinforcement-learning project (RLlib), reproduced like :func:`reproduced`."""
     return reproduce(bakes["reinforcement-learning"], tmp_path_factory.mktemp("reproduced-rllib"))

@@ -20,6 +20,8 @@ SUPPORTED: dict[str, dict[str, str]] = {
     },
     "pytorch": {"framework": "pytorch"},
     "tensorflow": {"framework": "tensorflow"},
+    "image-pytorch": {"task": "image", "framework": "pytorch"},
+    "image-tensorflow": {"task": "image", "framework": "tensorflow"},
     "reinforcement-learning": {"task": "reinforcement-learning", "framework": "rllib"},
     "tricky-strings": {
         "project_name": "Zoë's Model",
@@ -44,11 +46,16 @@ UNSUPPORTED: dict[str, tuple[dict[str, str], str]] = {
     "package-stdlib": ({"package": "json"}, "package: 'json' would shadow the standard-library"),
     "email": ({"author_email": "not-an-email"}, "author_email: 'not-an-email' must be an e-mail"),
     "python-too-old": ({"python_version": "3.9"}, "choice variable python_version"),
-    "task-planned": ({"task": "image"}, "choice variable task"),
+    "task-unknown": ({"task": "video"}, "choice variable task"),
     "rllib-for-tabular": (
         {"framework": "rllib"},
         "framework: 'rllib' does not train the tabular task; choose sklearn or pytorch or "
         "tensorflow (or another task)",
+    ),
+    "sklearn-for-images": (
+        {"task": "image"},
+        "framework: 'sklearn' does not train the image task; choose pytorch or tensorflow "
+        "(or another task)",
     ),
     "sklearn-for-an-agent": (
         {"task": "reinforcement-learning"},

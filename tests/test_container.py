@@ -203,15 +203,18 @@ def test_image_holds_the_serving_lock_and_the_app_and_nothing_else(built: Built)
     own_layers_fit_the_budget(built)
 
 
-@pytest.mark.parametrize("framework", ["pytorch", "tensorflow", "rllib"])
+@pytest.mark.parametrize(
+    "combination", ["pytorch", "tensorflow", "image_pytorch", "image_tensorflow", "rllib"]
+)
 def test_deep_learning_projects_serve_from_the_same_image_without_their_framework(
-    framework: str, request: pytest.FixtureRequest, registry: Registry, tmp_path: Path
+    combination: str, request: pytest.FixtureRequest, registry: Registry, tmp_path: Path
 ) -> None:
     """A deep-learning framework changes the model, not the image: onnxruntime and the app.
 
-    For RLlib's agent the build's smoke test sends observations and checks the actions.
+    The build's smoke test sends the bundle's example rows: pixel arrays for an image
+    classifier, observations for RLlib's agent, and checks the labels (actions).
     """
-    project: Project = request.getfixturevalue(f"reproduced_{framework}")
+    project: Project = request.getfixturevalue(f"reproduced_{combination}")
     built = build(project, registry, tmp_path)  # smoke-tested, then pushed
     manifest = json.loads((project.root / "models/serving/manifest.json").read_text())
     assert manifest["model_sha256"] in built.summary

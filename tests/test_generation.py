@@ -134,12 +134,14 @@ tests/test_serve_properties.py
 tests/test_tuning.py
 tests/test_validate.py
 """
-# An agent's project: no dataset, its own stages and tests.
+# The other tasks' projects have none of the tabular files but their own: an agent has no
+# dataset, images have their own data contract and stages, and each task its own tests.
 TABULAR_ONLY = """
 data/demo/loans.csv data/schema.yaml deploy/ray/raycluster.yaml notebooks/README.md
 notebooks/explore.ipynb requirements/tune.txt src/PACKAGE/data.py src/PACKAGE/data_statistics.py
 src/PACKAGE/encrypted_client.py src/PACKAGE/explanation_page.py src/PACKAGE/explanations.py
-src/PACKAGE/metrics.py src/PACKAGE/model_card.py src/PACKAGE/tabular.py src/PACKAGE/tuning.py
+src/PACKAGE/metrics.py src/PACKAGE/model_card.py src/PACKAGE/networks.py src/PACKAGE/tabular.py
+src/PACKAGE/tuning.py
 src/PACKAGE/stages/describe.py src/PACKAGE/stages/evaluate.py src/PACKAGE/stages/explain.py
 src/PACKAGE/stages/export.py src/PACKAGE/stages/ingest.py src/PACKAGE/stages/prepare.py
 src/PACKAGE/stages/train.py src/PACKAGE/stages/tune.py src/PACKAGE/stages/validate.py
@@ -148,13 +150,23 @@ tests/test_data_statistics.py tests/test_encrypted.py tests/test_explanations.py
 tests/test_model.py tests/test_model_repository.py tests/test_open_inference.py
 tests/test_serve.py tests/test_serve_properties.py tests/test_tuning.py tests/test_validate.py
 """
-AGENT_ONLY = """
+TASK_ONLY = {
+    "tabular": "",
+    "image": """
+data/schema.yaml src/PACKAGE/images.py src/PACKAGE/metrics.py src/PACKAGE/stages/evaluate_image.py
+src/PACKAGE/stages/export_image.py src/PACKAGE/stages/ingest_images.py
+src/PACKAGE/stages/prepare_images.py src/PACKAGE/stages/pretrain.py
+src/PACKAGE/stages/train_image.py src/PACKAGE/stages/validate_image.py tests/test_images.py
+""",
+    "reinforcement-learning": """
 src/PACKAGE/environment.py src/PACKAGE/stages/evaluate_agent.py
 src/PACKAGE/stages/export_agent.py src/PACKAGE/stages/train_agent.py
 src/PACKAGE/stages/validate_agent.py tests/test_agent.py
-"""
+""",
+}
 STAGES_OF = {
     "tabular": STAGES,
+    "image": ["ingest", "prepare", "pretrain", "train", "evaluate", "export", "validate"],
     "reinforcement-learning": ["train", "evaluate", "export", "validate"],
 }
 
@@ -178,24 +190,30 @@ FRAMEWORK_FILES = {
         "src/PACKAGE/private_training.py",
         "tests/test_private_training.py",
     ],
-    "pytorch": ["requirements/pytorch.txt", "src/PACKAGE/networks.py"],
-    "tensorflow": ["requirements/tensorflow.txt", "src/PACKAGE/networks.py"],
+    "pytorch": [
+        "requirements/pytorch.txt",
+        "src/PACKAGE/networks.py",
+        "src/PACKAGE/onnx_graph.py",
+        "src/PACKAGE/frameworks/torch_loop.py",
+    ],
+    "tensorflow": [
+        "requirements/tensorflow.txt",
+        "src/PACKAGE/networks.py",
+        "src/PACKAGE/onnx_graph.py",
+        "src/PACKAGE/frameworks/keras_loop.py",
+    ],
     "rllib": ["requirements/rllib.txt"],
 }
 
 
 def test_tree_is_exact(baked: Path) -> None:
     given = answers(baked)
-    tree = EXPECTED_TREE.split()
+    tree = set(EXPECTED_TREE.split()) | set(FRAMEWORK_FILES.get(given["framework"], []))
     if given["task"] != "tabular":
-        tree = sorted(set(tree) - set(TABULAR_ONLY.split()) | set(AGENT_ONLY.split()))
-    expected = " ".join(tree).replace("PACKAGE", given["package"])
-    expected = expected.replace("FRAMEWORK", given["framework"]).split()
-    extra = [
-        name.replace("PACKAGE", given["package"])
-        for name in FRAMEWORK_FILES.get(given["framework"], [])
-    ]
-    assert files(baked) == sorted(expected + extra)
+        tree = tree - set(TABULAR_ONLY.split()) | set(TASK_ONLY[given["task"]].split())
+    module = given["framework"] + ("_image" if given["task"] == "image" else "")
+    expected = " ".join(sorted(tree)).replace("PACKAGE", given["package"])
+    assert files(baked) == sorted(expected.replace("FRAMEWORK", module).split())
 
 
 def test_no_template_syntax_left(baked: Path) -> None:
@@ -372,16 +390,18 @@ def run_project_tests(project: Path, *args: str) -> subprocess.CompletedProcess[
     )
 
 
-DEPENDENCY_TESTS = 18  # 9 closures + 8 data-contract deps + 1 stage order
-AGENT_DEPENDENCY_TESTS = 5  # 4 closures + 1 stage order: an agent has no data contract
+DEPENDENCY_TESTS = {
+    "tabular": 18,  # 9 closures + 8 data-contract deps + 1 stage order
+    "image": 8,  # 7 closures + 1 stage order
+    "reinforcement-learning": 5,  # 4 closures + 1 stage order: an agent has no data contract
+}
 
 
 def test_dvc_dependencies_are_the_import_closure(baked: Path) -> None:
     """The project's own check: each stage's code deps equal its module's import closure."""
     result = run_project_tests(baked, "tests/test_dvc_dependencies.py")
     assert result.returncode == 0, result.stdout[-3000:]
-    tabular = answers(baked)["task"] == "tabular"
-    assert f"{DEPENDENCY_TESTS if tabular else AGENT_DEPENDENCY_TESTS} passed" in result.stdout
+    assert f"{DEPENDENCY_TESTS[answers(baked)['task']]} passed" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -401,7 +421,7 @@ def test_the_closure_check_fails_when_dvc_yaml_misses_a_module(
     assert result.returncode == 1
     assert f"dvc.yaml: stage {stage} misses these deps" in result.stdout
     assert f"'{line}'" in result.stdout
-    assert f"1 failed, {DEPENDENCY_TESTS - 1} passed" in result.stdout
+    assert f"1 failed, {DEPENDENCY_TESTS['tabular'] - 1} passed" in result.stdout
 
 
 def test_every_choice_is_baked_by_some_supported_combination() -> None:

@@ -27,14 +27,14 @@ def test_invalid_answer_fails_before_any_file_is_written(
 @pytest.mark.parametrize(
     ("answers", "message"),
     [
-        ({"task": "image"}, "task: 'image' is planned but not available yet"),
+        ({"task": "video"}, "task: 'video' must be one of image, reinforcement-learning, tabular"),
         (
             {"framework": "xgboost"},
             "framework: 'xgboost' must be one of pytorch, rllib, sklearn, tensorflow",
         ),
         ({"python_version": "3.9"}, "python_version: '3.9' must be one of 3.10, 3.11"),
     ],
-    ids=["planned-task", "unknown-framework", "old-python"],
+    ids=["unknown-task", "unknown-framework", "old-python"],
 )
 def test_replayed_answers_are_validated_too(
     answers: dict[str, str], message: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]

@@ -22,6 +22,9 @@ import typer
 {% if cookiecutter.task == "reinforcement-learning" %}
 from .config import Paths, StageError
 from .environment import AgentParams as Params
+{%- elif cookiecutter.task == "image" %}
+from .config import Paths, StageError
+from .images import ImageParams as Params
 {%- else %}
 from .config import Params, Paths, StageError
 {%- endif %}
@@ -36,6 +39,14 @@ STAGES = {
     "evaluate": ("evaluate_agent", "Play the evaluation episodes; record returns, observations."),
     "export": ("export_agent", "Write the ONNX serving bundle and its parity with the policy."),
     "validate": ("validate_agent", "Apply the gates against the baseline; exit 1 when one fails."),
+{%- elif cookiecutter.task == "image" %}
+    "ingest": ("ingest_images", "Write the images of ingest.source into data/raw/images."),
+    "prepare": ("prepare_images", "Check the images against data/schema.yaml and split them."),
+    "pretrain": ("pretrain", "Pretrain the backbone on the source classes (pretrain.classes)."),
+    "train": ("train_image", "Fine-tune a new head on the backbone; start the MLflow run."),
+    "evaluate": ("evaluate_image", "Write test metrics and plots."),
+    "export": ("export_image", "Write the ONNX serving bundle and its parity with the network."),
+    "validate": ("validate_image", "Apply the gates against the baseline; exit 1 when one fails."),
 {%- else %}
     "ingest": ("ingest", "Copy the raw data named by ingest.source into data/raw."),
     "prepare": ("prepare", "Validate the raw data against data/schema.yaml and split it."),

@@ -179,6 +179,17 @@ class ParamsFile(_Strict):
         return validated(cls, yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
 
 
+class LoopParams(_Strict):
+    """How a network trains, in every framework: the loop's part of a ``train`` section."""
+
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    patience: PositiveInt  # epochs without a better validation loss before training stops
+    validation_fraction: float = Field(gt=0, lt=0.5)
+
+
 class Bound(_Strict):
     """A threshold with its direction: ``{min: 0.85}`` for a score, ``{max: 0.4}`` for a loss."""
 
@@ -287,9 +298,16 @@ class Paths:
     root: Path = Path()
     params: Path = Path("params.yaml")
     schema: Path = Path("data/schema.yaml")
+{%- if cookiecutter.task == "image" %}
+    raw: Path = Path("data/raw/images")  # one folder of images per class
+    train: Path = Path("data/prepared/train.npz")
+    test: Path = Path("data/prepared/test.npz")
+    backbone: Path = Path("models/backbone")  # pretrain's, for train to fine-tune
+{%- else %}
     raw: Path = Path("data/raw/dataset.csv")
     train: Path = Path("data/prepared/train.csv")
     test: Path = Path("data/prepared/test.csv")
+{%- endif %}
     tuned: Path = Path("models/tuned.yaml")  # the best train parameters tune found
     model: Path = Path("models/native")
     logs: Path = Path("logs")

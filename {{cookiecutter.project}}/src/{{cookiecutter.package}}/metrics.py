@@ -1,4 +1,7 @@
-"""Classification metrics on the test split, overall and per group of each sensitive feature."""
+"""Classification metrics on the test split, overall and per group of each sensitive feature.
+
+And the data of the confusion-matrix and ROC plots ``dvc plots`` draws.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from fairlearn.metrics import (
 )
 from sklearn import metrics as skm
 
+from .config import Paths
+from .files import atomic_path
 from .schema import Schema
 
 DIGITS = 6  # stable, readable metric files; far below any gate's tolerance
@@ -24,21 +29,21 @@ DIGITS = 6  # stable, readable metric files; far below any gate's tolerance
 def classification_metrics(
     target: np.ndarray, probabilities: np.ndarray, schema: Schema
 ) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 (positive class = last class), ROC AUC and log loss."""
+    """Accuracy, precision, recall, F1, ROC AUC and log loss.
+
+    Precision, recall and F1 are the last class's when there are two, macro averages when
+    there are more.
+    """
     classes = schema.target.classes
     predicted = schema.target.labels(probabilities)
     binary = len(classes) == 2
-    average = "binary" if binary else "macro"
-    positive = classes[-1]
+    # Binary: of the positive class; more classes: the unweighted mean over them (macro).
+    average = {"average": "binary", "pos_label": classes[-1]} if binary else {"average": "macro"}
     scores = {
         "accuracy": skm.accuracy_score(target, predicted),
-        "precision": skm.precision_score(
-            target, predicted, average=average, pos_label=positive, zero_division=0
-        ),
-        "recall": skm.recall_score(
-            target, predicted, average=average, pos_label=positive, zero_division=0
-        ),
-        "f1": skm.f1_score(target, predicted, average=average, pos_label=positive, zero_division=0),
+        "precision": skm.precision_score(target, predicted, zero_division=0, **average),
+        "recall": skm.recall_score(target, predicted, zero_division=0, **average),
+        "f1": skm.f1_score(target, predicted, zero_division=0, **average),
         "roc_auc": skm.roc_auc_score(target, probabilities[:, 1])
         if binary
         else skm.roc_auc_score(target, probabilities, multi_class="ovr", labels=classes),
@@ -92,3 +97,18 @@ def rounded(value: object) -> object:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def write_plots(
+    target: np.ndarray, probabilities: np.ndarray, schema: Schema, paths: Paths
+) -> None:
+    """Confusion-matrix rows and the ROC curve (last class positive) as CSV for ``dvc plots``."""
+    with atomic_path(paths.confusion) as temporary:
+        pd.DataFrame({"actual": target, "predicted": schema.target.labels(probabilities)}).to_csv(
+            temporary, index=False
+        )
+    fpr, tpr, _ = skm.roc_curve(target, probabilities[:, -1], pos_label=schema.target.classes[-1])
+    with atomic_path(paths.roc) as temporary:
+        pd.DataFrame({"fpr": fpr.round(DIGITS), "tpr": tpr.round(DIGITS)}).to_csv(
+            temporary, index=False
+        )

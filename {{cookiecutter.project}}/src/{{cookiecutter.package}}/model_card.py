@@ -9,10 +9,10 @@ not do is said, not left out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
-from .config import PROJECT, EncryptionParams, PrivacyParams, Tuned
+from .config import EncryptionParams, PrivacyParams, Tuned
+from .publish import card_header
 from .report import explanation_table
 from .schema import CategoryColumn, NumericColumn, Schema
 from .verdict import Verdict
@@ -47,14 +47,7 @@ def render(facts: Facts) -> str:
     """The card as Markdown."""
     verdict = facts.verdict
     lines = [
-        f"# Model card: {PROJECT}",
-        "",
-        metadata.metadata(PROJECT)["Summary"],
-        "",
-        "## Model",
-        "",
-        f"- Framework: {facts.framework}, exported to ONNX; served by onnxruntime.",
-        f"- Model (ONNX, SHA-256): `{verdict.model_sha256}`",
+        *card_header(f"{facts.framework}, exported to ONNX; served by onnxruntime.", verdict),
         f"- Training parameters (seed {facts.seed}): "
         + ", ".join(f"`{name}={value}`" for name, value in sorted(facts.train_params.items())),
         f"- Hyper-parameter search: {_tuning(facts.tuned)}",

@@ -2,13 +2,15 @@
 
 ``export``: parity with the native model, then the serving bundle, the Triton model
 repository and the MLflow log of the ONNX model. ``validate``: the verdict, the report and
-the model card, and a one-line error naming the failed gates.
+the model card (each task's begins with :func:`card_header`), and a one-line error naming
+the failed gates.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from typing import Any
 
 import mlflow
@@ -16,7 +18,7 @@ import numpy as np
 import onnx
 
 from . import model_repository
-from .config import Paths, StageError
+from .config import PROJECT, Paths, StageError
 from .files import atomic_dir, atomic_path, write_json
 from .serve.bundle import write_bundle
 from .serve.model import OnnxModel
@@ -84,3 +86,23 @@ def publish_verdict(paths: Paths, verdict: Verdict, report: str, model_card: str
     if verdict.failed:
         failed = "; ".join(gate.failure() for gate in verdict.failed)
         raise StageError(f"model rejected by gate(s): {failed}; see {paths.report}")
+
+
+def card_header(model: str, verdict: Verdict) -> list[str]:
+    """A model card's first lines: the project, its summary, what the model is and its hash."""
+    return [
+        f"# Model card: {PROJECT}",
+        "",
+        metadata.metadata(PROJECT)["Summary"],
+        "",
+        "## Model",
+        "",
+        f"- Framework: {model}",
+        f"- Model (ONNX, SHA-256): `{verdict.model_sha256}`",
+    ]
+
+
+def verdict_line(verdict: Verdict) -> str:
+    """The verdict and every gate's status, as one Markdown list item."""
+    gates = "; ".join(f"{gate.name} {gate.status.replace('_', ' ')}" for gate in verdict.gates)
+    return f"- Verdict: {'passed' if verdict.passed else 'REJECTED'}: {gates}."

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, model_validator
 from typing_extensions import TypedDict
 
 
@@ -34,7 +34,33 @@ class CategoryColumn(_Strict):
     categories: list[str] = Field(min_length=1)
 
 
-Column = Annotated[NumericColumn | CategoryColumn, Field(discriminator="type")]
+class ImageColumn(_Strict):
+    """An image of ``height`` x ``width`` pixels, each ``channels`` values in ``[min, max]``.
+
+    A request sends it as nested lists: rows of pixels (``[height][width]``), each pixel a
+    list of its channels when there are several (``[height][width][channels]``). The model
+    takes a ``[rows, height, width, channels]`` tensor.
+    """
+
+    type: Literal["image"]
+    height: PositiveInt
+    width: PositiveInt
+    channels: Literal[1, 3] = 1  # grayscale or RGB
+    min: float = 0.0
+    max: float = 255.0  # 8-bit images
+
+    @property
+    def shape(self) -> list[int]:
+        """The model input's dimensions after the batch."""
+        return [self.height, self.width, self.channels]
+
+    @property
+    def request_shape(self) -> list[int]:
+        """The nested lists of one image in a request: a grayscale pixel is one number."""
+        return self.shape if self.channels > 1 else self.shape[:2]
+
+
+Column = Annotated[NumericColumn | CategoryColumn | ImageColumn, Field(discriminator="type")]
 
 
 class Target(_Strict):
@@ -94,10 +120,7 @@ class Schema(_Strict):
         number) and the total doubled for whitespace, so no valid request is refused while a
         client cannot make the server buffer megabytes.
         """
-        value = {
-            name: max(map(len, column.categories)) + 2 if isinstance(column, CategoryColumn) else 32
-            for name, column in self.columns.items()
-        }
+        value = {name: _longest(column) for name, column in self.columns.items()}
         row = 2 + sum(len(name) + 4 + size for name, size in value.items())
         return max(1024, 2 * (16 + max_rows * (row + 2)))
 
@@ -126,9 +149,24 @@ class Schema(_Strict):
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _request_type(column: NumericColumn | CategoryColumn) -> Any:
+def _longest(column: NumericColumn | CategoryColumn | ImageColumn) -> int:
+    """The most characters one value of the column takes in a request."""
+    if isinstance(column, CategoryColumn):
+        return max(map(len, column.categories)) + 2
+    if isinstance(column, ImageColumn):  # each number and its comma, plus the brackets
+        return 32 * int(np.prod(column.shape)) + 2 * column.height * (column.width + 1)
+    return 32
+
+
+def _request_type(column: NumericColumn | CategoryColumn | ImageColumn) -> Any:
     if isinstance(column, CategoryColumn):
         return Literal[tuple(column.categories)]
+    if isinstance(column, ImageColumn):
+        bounds = Field(strict=True, ge=column.min, le=column.max, allow_inf_nan=False)
+        pixel: Any = Annotated[float, bounds]
+        for size in reversed(column.request_shape):
+            pixel = Annotated[list[pixel], Field(min_length=size, max_length=size)]
+        return pixel
     python_type = int if column.type == "integer" else float
     low = python_type(-FLOAT32_MAX if column.min is None else column.min)
     high = python_type(FLOAT32_MAX if column.max is None else column.max)

@@ -79,17 +79,37 @@ def wait_ready(url: str, deadline_seconds: float) -> float:
     raise SmokeTestError(f"{url}/v2/health/ready did not answer 200 within {deadline_seconds} s")
 
 
-def tensors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows as Open Inference Protocol inputs: one ``[rows, 1]`` tensor per feature."""
+def tensors(rows: list[dict[str, Any]], shapes: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """The rows as Open Inference Protocol inputs: one tensor per feature.
+
+    ``shapes`` holds each input's dimensions after the rows, as the model's metadata lists
+    them: ``[1]`` for a value, ``[height, width, channels]`` for an image (whose nested
+    lists are flattened in row-major order).
+    """
     return [
         {
             "name": name,
             "datatype": "BYTES" if isinstance(value, str) else "FP32",
-            "shape": [len(rows), 1],
-            "data": [row[name] for row in rows],
+            "shape": [len(rows), *shapes[name]],
+            "data": [element for row in rows for element in _flat(row[name])],
         }
         for name, value in rows[0].items()
     ]
+
+
+def _flat(value: Any) -> list[Any]:
+    """A value, or the elements of nested lists in row-major order."""
+    if not isinstance(value, list):
+        return [value]
+    return [element for item in value for element in _flat(item)]
+
+
+def input_shapes(url: str, model_name: str) -> dict[str, list[int]]:
+    """Each input's dimensions after the rows, from ``GET /v2/models/<name>``."""
+    metadata = request(f"{url}/v2/models/{model_name}")
+    if metadata.status != 200:
+        raise SmokeTestError(f"/v2/models/{model_name} answered {metadata.status}")
+    return {tensor["name"]: tensor["shape"][1:] for tensor in metadata.body["inputs"]}
 
 
 def _check(route: str, labels: list[int], probabilities: list[list[float]], case: Any) -> None:
@@ -114,7 +134,8 @@ def smoke_test(
     ready_after = wait_ready(url, deadline_seconds)
     case = json.loads(example.read_text(encoding="utf-8"))
     infer = f"/v2/models/{model_name}/infer"
-    v2 = request(f"{url}{infer}", {"inputs": tensors(case["rows"])})
+    inputs = tensors(case["rows"], input_shapes(url, model_name))
+    v2 = request(f"{url}{infer}", {"inputs": inputs})
     if v2.status != 200:
         raise SmokeTestError(f"{infer} answered {v2.status}: {v2.body}")
     outputs = {output["name"]: output for output in v2.body["outputs"]}
@@ -122,7 +143,7 @@ def smoke_test(
     flat = outputs["probabilities"]["data"]
     rows = [flat[start : start + columns] for start in range(0, len(flat), columns)]
     _check(infer, outputs["label"]["data"], rows, case)
-    v2_bad = request(f"{url}{infer}", {"inputs": tensors(case["rows"])[1:]})
+    v2_bad = request(f"{url}{infer}", {"inputs": inputs[1:]})
     if not 400 <= v2_bad.status < 500:
         raise SmokeTestError(f"{infer} without an input answered {v2_bad.status}, expected 4xx")
     observed: dict[str, Any] = {

@@ -16,7 +16,6 @@ by data the accountant does not see.
 
 from __future__ import annotations
 
-import copy
 import io
 import os
 import warnings
@@ -36,10 +35,12 @@ from sklearn.compose import ColumnTransformer
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from ..networks import OPSET, NetworkParams, behind_preprocessing, matrix, training_arrays
+from ..networks import NetworkParams, behind_preprocessing, matrix, training_arrays
+from ..onnx_graph import OPSET
 from ..schema import Schema
 from ..tabular import fitted_on_bounds
 from . import Progress, quiet
+from .torch_loop import device, fit_epochs
 
 NAME = "pytorch"
 PREPROCESS_FILE = "preprocess.joblib"
@@ -77,19 +78,6 @@ def network(
     return torch.nn.Sequential(*layers, torch.nn.Linear(inputs, outputs))
 
 
-def device(choice: str) -> torch.device:
-    """``auto`` takes CUDA, then Apple's MPS, then the CPU (the only deterministic one)."""
-    if choice == "auto":
-        choice = (
-            "cuda"
-            if torch.cuda.is_available()
-            else "mps"
-            if torch.backends.mps.is_available()
-            else "cpu"
-        )
-    return torch.device(choice)
-
-
 def fit(
     features: pd.DataFrame,
     target: pd.Series,
@@ -109,41 +97,7 @@ def fit(
     y_fit, y_val = (torch.tensor(y, device=run_on) for y in (arrays.y_fit, arrays.y_val))
     classes = schema.target.classes
     model = network(x_fit.shape[1], params.hidden, params.dropout, len(classes)).to(run_on)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
-    )
-    loss_of = torch.nn.CrossEntropyLoss()
-    shuffle = torch.Generator().manual_seed(seed)
-    curves: list[dict[str, float]] = []
-    best_loss, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
-    epochs = tqdm(range(params.max_epochs), desc="train", unit="epoch", disable=None)
-    for _ in epochs:
-        model.train()
-        total = 0.0
-        for batch in torch.randperm(len(x_fit), generator=shuffle).split(params.batch_size):
-            optimizer.zero_grad()
-            loss = loss_of(model(x_fit[batch]), y_fit[batch])
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        model.eval()
-        with torch.no_grad():
-            logits = model(x_val)
-            val_loss = float(loss_of(logits, y_val))
-            val_accuracy = float((logits.argmax(dim=1) == y_val).float().mean())
-        curves.append(
-            {"train_loss": total / len(x_fit), "val_loss": val_loss, "val_accuracy": val_accuracy}
-        )
-        epochs.set_postfix(curves[-1])
-        if progress:
-            progress(curves[-1])
-        if val_loss < best_loss:
-            best_loss, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
-        else:
-            waited += 1
-            if waited >= params.patience:
-                break
-    model.load_state_dict(best_state)
+    curves = fit_epochs(model, (x_fit, y_fit), (x_val, y_val), params, seed, progress)
     return Model(arrays.preprocess, model.cpu().eval(), classes, curves)
 
 

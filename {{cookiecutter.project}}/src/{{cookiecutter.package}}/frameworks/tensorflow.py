@@ -2,11 +2,10 @@
 
 Keras runs on the TensorFlow backend, written the ``keras.Sequential`` / ``model.fit`` way
 TensorFlow users expect. The preprocessing (standardized numbers, one-hot categories) is
-fitted on the training rows and the network learns on its output. Training is seeded and
-deterministic on CPU (TensorFlow's op determinism): shuffled mini-batches, a stratified
-validation split, early stopping on the validation loss with the best epoch's weights
-restored. Export converts the network with tf2onnx and joins it to the preprocessing's ONNX
-graph, so serving feeds raw feature values and needs neither TensorFlow nor scikit-learn.
+fitted on the training rows and the network learns on its output, with a stratified
+validation split for :mod:`.keras_loop`'s early stopping. Export converts the network with
+tf2onnx and joins it to the preprocessing's ONNX graph, so serving feeds raw feature values
+and needs neither TensorFlow nor scikit-learn.
 """
 
 from __future__ import annotations
@@ -28,9 +27,11 @@ import tensorflow as tf
 import tf2onnx
 from sklearn.compose import ColumnTransformer
 
-from ..networks import OPSET, NetworkParams, behind_preprocessing, matrix, training_arrays
+from ..networks import NetworkParams, behind_preprocessing, matrix, training_arrays
+from ..onnx_graph import OPSET, probabilities_out
 from ..schema import Schema
 from . import Progress, quiet
+from .keras_loop import device, fit_epochs, seeded
 
 NAME = "tensorflow"
 PREPROCESS_FILE = "preprocess.joblib"
@@ -68,13 +69,6 @@ def network(inputs: int, hidden: Sequence[int], dropout: float, outputs: int) ->
     return keras.Sequential([*layers, output], name="mlp")
 
 
-def device(choice: str) -> str:
-    """``auto`` takes a GPU when TensorFlow sees one, else the CPU (the deterministic one)."""
-    if choice == "auto":
-        choice = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-    return f"/{choice}:0"
-
-
 def fit(
     features: pd.DataFrame,
     target: pd.Series,
@@ -84,48 +78,15 @@ def fit(
     progress: Progress | None = None,
 ) -> Model:
     """Train with early stopping; the same data, params and seed give the same model on CPU."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seeded(seed)
     arrays = training_arrays(features, target, schema, params.validation_fraction, seed)
-    callbacks = [keras.callbacks.EarlyStopping(patience=params.patience, restore_best_weights=True)]
-    if progress:
-        report = progress  # bound for the lambda: mypy cannot narrow inside it
-        callbacks.append(
-            keras.callbacks.LambdaCallback(on_epoch_end=lambda _, logs: report(_curve(logs)))
-        )
     with tf.device(device(params.device)):
         model = network(
             arrays.x_fit.shape[1], params.hidden, params.dropout, len(schema.target.classes)
         )
-        model.compile(
-            optimizer=keras.optimizers.AdamW(
-                learning_rate=params.learning_rate, weight_decay=params.weight_decay
-            ),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        history = model.fit(
-            arrays.x_fit,
-            arrays.y_fit,
-            batch_size=params.batch_size,
-            epochs=params.max_epochs,
-            validation_data=(arrays.x_val, arrays.y_val),
-            callbacks=callbacks,
-            shuffle=True,
-            verbose="auto",  # a progress bar on a terminal, one line per epoch elsewhere
-        ).history
-    epochs = zip(*history.values(), strict=True)  # Keras keeps one list per metric
-    curves = [_curve(dict(zip(history, values, strict=True))) for values in epochs]
+        fit, val = (arrays.x_fit, arrays.y_fit), (arrays.x_val, arrays.y_val)
+        curves = fit_epochs(model, fit, val, params, progress)
     return Model(arrays.preprocess, model, curves)
-
-
-def _curve(logs: dict[str, float]) -> dict[str, float]:
-    """One epoch of Keras' logs under the names every framework's curves use."""
-    return {
-        "train_loss": float(logs["loss"]),
-        "val_loss": float(logs["val_loss"]),
-        "val_accuracy": float(logs["val_accuracy"]),
-    }
 
 
 def predict_proba(model: Model, features: pd.DataFrame) -> np.ndarray:
@@ -189,9 +150,5 @@ def to_onnx(model: Model, schema: Schema) -> bytes:
         converted, _ = tf2onnx.convert.from_function(
             forward, input_signature=signature, opset=OPSET
         )
-    # The output is named after TensorFlow's last op: rename it to the joined graph's name.
-    produced = converted.graph.output[0].name
-    for node in converted.graph.node:
-        node.output[:] = ["probabilities" if name == produced else name for name in node.output]
-    converted.graph.output[0].name = "probabilities"
+    probabilities_out(converted)  # named after TensorFlow's last op
     return behind_preprocessing(converted, model.preprocess, schema).SerializeToString()

@@ -19,7 +19,8 @@ import onnxruntime as ort
 from ..schema import Schema
 from .bundle import METADATA_FILE, MODEL_FILE, read_manifest
 
-Feeds = dict[str, np.ndarray]  # the model's inputs: one [rows, 1] array per feature
+# The model's inputs: one [rows, 1] array per feature, [rows, height, width, channels] for an image.
+Feeds = dict[str, np.ndarray]
 
 
 def session_options() -> ort.SessionOptions:
@@ -73,6 +74,10 @@ class OnnxModel:
             tensor.name: object if tensor.type == "tensor(string)" else np.float32
             for tensor in self._session.get_inputs()
         }
+        self.shapes = {
+            tensor.name: [int(dim) for dim in tensor.shape[1:]]
+            for tensor in self._session.get_inputs()
+        }
 
     @classmethod
     def load(cls, bundle: Path) -> OnnxModel:
@@ -88,13 +93,17 @@ class OnnxModel:
 
     @property
     def inputs(self) -> dict[str, type]:
-        """The model's inputs, one ``[rows, 1]`` tensor per feature, and their element types."""
+        """The model's inputs, one tensor per feature, and their element types.
+
+        Each is ``[rows, *shapes[name]]``: ``[rows, 1]`` for a value, ``[rows, height, width,
+        channels]`` for an image.
+        """
         return self._dtypes
 
     def feeds_from_columns(self, columns: Mapping[str, Sequence[Any]]) -> Feeds:
         """The model's inputs from one sequence of values per feature."""
         return {
-            name: np.asarray(columns[name], dtype=dtype).reshape(-1, 1)
+            name: np.asarray(columns[name], dtype=dtype).reshape(-1, *self.shapes[name])
             for name, dtype in self._dtypes.items()
         }
 

@@ -1,7 +1,8 @@
 """The Open Inference Protocol (KServe v2, Triton's HTTP API) over the same model and batcher.
 
 Tensors are columns: one input per feature, named like the feature, shape ``[rows, 1]`` (or
-``[rows]``), ``FP32`` for numbers and ``BYTES`` for categories, which is the ONNX model's own
+``[rows]``; an image's ``[rows, height, width, channels]``), ``FP32`` for numbers and pixels
+and ``BYTES`` for categories, which is the ONNX model's own
 signature, so a Triton server of the same ``model.onnx`` takes the same requests. The schema's
 contract still holds: ranges, integers and categories are checked, and each mistake is a 400
 with ``{"error": ...}`` naming the input. Tensor data comes as JSON or, with the binary tensor
@@ -10,6 +11,7 @@ data extension, as raw little-endian bytes after the JSON header.
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from collections.abc import Callable
@@ -21,7 +23,7 @@ import orjson
 from pydantic import ConfigDict, Field, NonNegativeInt, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict  # pydantic: Python < 3.12; 3.10 too
 
-from ..schema import FLOAT32_MAX, CategoryColumn, NumericColumn
+from ..schema import FLOAT32_MAX, CategoryColumn, ImageColumn, NumericColumn
 from .model import Feeds, OnnxModel, Prediction
 
 VERSION = "1"  # the only version served; Triton's model repository calls it 1 as well
@@ -56,7 +58,7 @@ class RequestOutput(TypedDict):
 _strict(RequestOutput)
 
 
-def _element(column: NumericColumn | CategoryColumn) -> Any:
+def _element(column: NumericColumn | CategoryColumn | ImageColumn) -> Any:
     """One tensor element as the schema allows it: a category, or a finite float in range.
 
     Integers arrive as floats in ``FP32`` tensors (``41.0``), so they are checked as whole
@@ -69,7 +71,7 @@ def _element(column: NumericColumn | CategoryColumn) -> Any:
     return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=low, le=high, **whole)]
 
 
-def _bounds(column: NumericColumn) -> tuple[float, float]:
+def _bounds(column: NumericColumn | ImageColumn) -> tuple[float, float]:
     low = -FLOAT32_MAX if column.min is None else column.min
     high = FLOAT32_MAX if column.max is None else column.max
     return low, high
@@ -78,7 +80,7 @@ def _bounds(column: NumericColumn) -> tuple[float, float]:
 BulkDecoder = Callable[[bytes], Any]  # an input's binary data -> its values, or None
 
 
-def _bulk_decoder(column: NumericColumn | CategoryColumn) -> BulkDecoder:
+def _bulk_decoder(column: NumericColumn | CategoryColumn | ImageColumn) -> BulkDecoder:
     """Decode and check one input's binary data in bulk (numpy, one regular expression).
 
     Returns None when the data breaks a rule: the element-wise path then finds and names
@@ -136,7 +138,10 @@ class Signature:
                     {
                         "name": Literal[name],
                         "datatype": Literal[datatype(model.inputs[name])],
-                        "shape": Annotated[list[NonNegativeInt], Field(min_length=1, max_length=2)],
+                        "shape": Annotated[
+                            list[NonNegativeInt],
+                            Field(min_length=1, max_length=1 + len(model.shapes[name])),
+                        ],
                         "parameters": NotRequired[dict[str, Any]],
                         "data": NotRequired[list[element]],
                     },
@@ -188,8 +193,10 @@ class Signature:
 
     def _column(self, item: dict[str, Any], reader: _BinaryReader) -> np.ndarray:
         name, shape = item["name"], item["shape"]
-        if shape[1:] not in ([], [1]):
-            raise ProtocolError(f"input {name!r}: shape {shape}, expected [rows, 1] or [rows]")
+        dims = self.model.shapes[name]
+        if shape[1:] != dims and not (dims == [1] and shape[1:] == []):
+            expected = f"[rows, {', '.join(map(str, dims))}]" + " or [rows]" * (dims == [1])
+            raise ProtocolError(f"input {name!r}: shape {shape}, expected {expected}")
         size = item.get("parameters", {}).get("binary_data_size")
         if size is not None:
             if "data" in item:
@@ -205,11 +212,11 @@ class Signature:
             values = item["data"]
         else:
             raise ProtocolError(f"input {name!r}: no data (nor binary_data_size)")
-        if len(values) != shape[0]:
+        if len(values) != math.prod(shape):
             raise ProtocolError(
-                f"input {name!r}: shape {shape} needs {shape[0]} values, got {len(values)}"
+                f"input {name!r}: shape {shape} needs {math.prod(shape)} values, got {len(values)}"
             )
-        return np.asarray(values, dtype=self.model.inputs[name]).reshape(-1, 1)
+        return np.asarray(values, dtype=self.model.inputs[name]).reshape(-1, *dims)
 
 
 @dataclass(frozen=True)
@@ -248,7 +255,7 @@ def model_metadata(model: OnnxModel, name: str) -> dict[str, Any]:
         "versions": [VERSION],
         "platform": PLATFORM,
         "inputs": [
-            {"name": feature, "datatype": datatype(dtype), "shape": [-1, 1]}
+            {"name": feature, "datatype": datatype(dtype), "shape": [-1, *model.shapes[feature]]}
             for feature, dtype in model.inputs.items()
         ],
         "outputs": [
@@ -302,8 +309,8 @@ class _BinaryReader:
             raise ProtocolError(f"input {name!r}: binary_data_size must be a byte count")
         if self.offset + size > len(self.blob):
             raise ProtocolError(f"input {name!r}: binary_data_size {size} runs past the body's end")
-        if item["datatype"] == "FP32" and size != 4 * item["shape"][0]:
-            count = item["shape"][0]
+        if item["datatype"] == "FP32" and size != 4 * math.prod(item["shape"]):
+            count = math.prod(item["shape"])
             raise ProtocolError(
                 f"input {name!r}: {count} FP32 values take {4 * count} bytes, got {size}"
             )

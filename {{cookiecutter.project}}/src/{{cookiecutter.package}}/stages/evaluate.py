@@ -6,33 +6,16 @@ import logging
 
 import mlflow
 import numpy as np
-import pandas as pd
-from sklearn import metrics as skm
 
 from .. import frameworks
 from ..config import Params, Paths
 from ..data import read_prepared
-from ..files import atomic_path, write_json
-from ..metrics import DIFFERENCES, DIGITS, classification_metrics, fairness_metrics
+from ..files import write_json
+from ..metrics import DIFFERENCES, classification_metrics, fairness_metrics, write_plots
 from ..schema import Schema
 from ..tracking import pipeline_run
 
 log = logging.getLogger(__name__)
-
-
-def write_plots(
-    target: np.ndarray, probabilities: np.ndarray, schema: Schema, paths: Paths
-) -> None:
-    """Confusion-matrix rows and the ROC curve (last class positive) as CSV for ``dvc plots``."""
-    with atomic_path(paths.confusion) as temporary:
-        pd.DataFrame({"actual": target, "predicted": schema.target.labels(probabilities)}).to_csv(
-            temporary, index=False
-        )
-    fpr, tpr, _ = skm.roc_curve(target, probabilities[:, -1], pos_label=schema.target.classes[-1])
-    with atomic_path(paths.roc) as temporary:
-        pd.DataFrame({"fpr": fpr.round(DIGITS), "tpr": tpr.round(DIGITS)}).to_csv(
-            temporary, index=False
-        )
 
 
 def run(params: Params, paths: Paths) -> None:

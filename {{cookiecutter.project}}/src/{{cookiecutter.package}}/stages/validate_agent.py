@@ -7,17 +7,16 @@ plays the same seeded episodes. Exits non-zero when a gate fails.
 from __future__ import annotations
 
 import json
-from importlib import metadata
 
 import numpy as np
 
 from .. import baseline, environment
-from ..config import PROJECT, Paths
+from ..config import Paths
 from ..environment import AgentParams
 from ..files import md5, read_json
 from ..frameworks import rllib
 from ..gates import decide
-from ..publish import publish_verdict
+from ..publish import card_header, publish_verdict, verdict_line
 from ..report import render
 from ..serve.bundle import read_manifest
 from ..serve.model import OnnxModel
@@ -35,15 +34,11 @@ def model_card(params: AgentParams, verdict: Verdict) -> str:
     """What the agent is, how it was trained and judged, and what was not checked."""
     metrics = verdict.metrics
     lines = [
-        f"# Model card: {PROJECT}",
-        "",
-        metadata.metadata(PROJECT)["Summary"],
-        "",
-        "## Model",
-        "",
-        f"- Framework: {rllib.NAME} (PPO), the policy network exported to ONNX; served by "
-        "onnxruntime, which answers each observation with the most probable action.",
-        f"- Model (ONNX, SHA-256): `{verdict.model_sha256}`",
+        *card_header(
+            f"{rllib.NAME} (PPO), the policy network exported to ONNX; served by onnxruntime, "
+            "which answers each observation with the most probable action.",
+            verdict,
+        ),
         f"- Environment: `{params.environment.id}` with config "
         f"`{json.dumps(params.environment.config, sort_keys=True)}`",
         f"- Training parameters (seed {params.seed}): `{json.dumps(params.train, sort_keys=True)}`",
@@ -54,9 +49,7 @@ def model_card(params: AgentParams, verdict: Verdict) -> str:
         f"{params.seed + params.evaluate.episodes - 1}, the greedy action at each step.",
         f"- Return: mean {metrics['mean_return']:g}, standard deviation "
         f"{metrics['std_return']:g}, worst {metrics['min_return']:g}.",
-        f"- Verdict: {'passed' if verdict.passed else 'REJECTED'}: "
-        + "; ".join(f"{gate.name} {gate.status.replace('_', ' ')}" for gate in verdict.gates)
-        + ".",
+        verdict_line(verdict),
         "",
         "## Limitations",
         "",
