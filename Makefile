@@ -74,7 +74,7 @@ bench: install install-bench ## Serving benchmark of the demo project against ML
 	$(BIN)/python benchmarks/serve_vs_mlflow.py --project $(DEMO) $(BENCH_ARGS)
 	$(BIN)/python benchmarks/serve_vs_mlflow.py --project $(DEMO) --rows 1000 --connections 4 $(BENCH_ARGS)
 
-bench-frameworks: install ## Per framework: dvc repro and training time, serving vs mlflow models serve, image size (needs wrk and Docker)
+bench-frameworks: install ## Per task and framework: dvc repro and training time, serving vs mlflow models serve, image size, fine-tuning vs from scratch (needs wrk and Docker)
 	$(BIN)/python benchmarks/frameworks.py --image
 
 bench-models: install ## scikit-learn classifiers and Fairlearn mitigation: training time, quality, fairness, parity

@@ -285,13 +285,18 @@ def contenders(
 
     ours = json.dumps({"rows": rows}).encode()
     # The rows as v2 tensors, built by the project's smoke test: the requests its CI sends.
-    tensors = importlib.import_module(f"{package}.smoke").tensors(rows)
+    shapes = importlib.import_module(f"{package}.serve.model").OnnxModel.load(BUNDLE).shapes
+    tensors = importlib.import_module(f"{package}.smoke").tensors(rows, shapes)
     infer = f"/v2/models/{name}/infer"
-    # MLflow's ONNX flavour takes one [N, 1] tensor per input; JSON numbers must be floats.
+    # MLflow's ONNX flavour takes each input as nested lists of the tensor's shape ([N, 1] for
+    # a feature); JSON numbers must be floats.
     mlflow_inputs = {
-        tensor["name"]: [
-            [value if isinstance(value, str) else float(value)] for value in tensor["data"]
-        ]
+        tensor["name"]: np.asarray(
+            [value if isinstance(value, str) else float(value) for value in tensor["data"]],
+            dtype=object,
+        )
+        .reshape(tensor["shape"])
+        .tolist()
         for tensor in tensors
     }
     run_id = RUN_ID_FILE.read_text().strip()

@@ -17,12 +17,12 @@ RUN_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
 
 
 # Modules of the frameworks that train neural networks: the ONNX graph helpers every one
-# uses, the tabular networks' shared code, and PyTorch's and Keras's training loops.
+# uses, the tabular networks' shared code, and what PyTorch's and Keras's networks share.
 FRAMEWORK_FILES = {
     "src/{package}/onnx_graph.py": ("pytorch", "tensorflow"),
     "src/{package}/networks.py": ("pytorch", "tensorflow"),
-    "src/{package}/frameworks/torch_loop.py": ("pytorch",),
-    "src/{package}/frameworks/keras_loop.py": ("tensorflow",),
+    "src/{package}/frameworks/torch_networks.py": ("pytorch",),
+    "src/{package}/frameworks/keras_networks.py": ("tensorflow",),
     "src/{package}/mitigation.py": ("sklearn",),  # Fairlearn mitigation
     "src/{package}/private_training.py": ("sklearn",),
     "tests/test_private_training.py": ("sklearn",),
@@ -88,7 +88,7 @@ def remove_framework_files(package: str, framework: str, task: str) -> None:
     """Keep only the chosen training framework's modules and extra requirements."""
     module = framework if task != "image" else f"{framework}_image"
     for path in Path("src", package, "frameworks").glob("*.py"):
-        if path.stem not in ("__init__", module, "torch_loop", "keras_loop"):
+        if path.stem not in ("__init__", module, "torch_networks", "keras_networks"):
             path.unlink()
     for extra in Path("requirements").glob("*.txt"):
         if extra.stem not in (framework, *(SHARED_EXTRAS if task == "tabular" else ())):

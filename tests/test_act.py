@@ -122,7 +122,7 @@ def project(baked_default: Path, tmp_path: Path) -> Project:
     return checkout(baked_default, tmp_path)
 
 
-@pytest.mark.parametrize("combination", ["default", "pytorch"])
+@pytest.mark.parametrize("combination", ["default", "image-pytorch"])
 def test_push_runs_lint_tests_pipeline_and_gates(
     bakes: dict[str, Path], combination: str, actions_checkout: Path, tmp_path: Path
 ) -> None:

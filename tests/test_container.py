@@ -461,8 +461,12 @@ def test_labels_carry_the_answers_verbatim(tmp_path: Path) -> None:
     project = bake(tmp_path / "out", description=description)
     dockerfile = (project / "Dockerfile").read_text()
     final_stage = dockerfile[dockerfile.rindex("FROM ${BASE_IMAGE}") :].splitlines()
-    header = [line for line in final_stage[1:] if not line.startswith("RUN")]
-    header = header[: next(i for i, line in enumerate(header) if line.startswith("COPY"))]
+    # The build arguments and the LABEL instruction with its continuation lines.
+    start = next(i for i, line in enumerate(final_stage) if line.startswith("ARG"))
+    end = next(i for i, line in enumerate(final_stage) if line.startswith("LABEL"))
+    while final_stage[end].endswith("\\"):
+        end += 1
+    header = final_stage[start : end + 1]
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "Dockerfile").write_text("\n".join(["FROM scratch", *header]) + "\n")
     tag = "gitops-mlops/labels:test"

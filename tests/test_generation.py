@@ -194,13 +194,13 @@ FRAMEWORK_FILES = {
         "requirements/pytorch.txt",
         "src/PACKAGE/networks.py",
         "src/PACKAGE/onnx_graph.py",
-        "src/PACKAGE/frameworks/torch_loop.py",
+        "src/PACKAGE/frameworks/torch_networks.py",
     ],
     "tensorflow": [
         "requirements/tensorflow.txt",
         "src/PACKAGE/networks.py",
         "src/PACKAGE/onnx_graph.py",
-        "src/PACKAGE/frameworks/keras_loop.py",
+        "src/PACKAGE/frameworks/keras_networks.py",
     ],
     "rllib": ["requirements/rllib.txt"],
 }

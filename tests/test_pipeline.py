@@ -69,6 +69,12 @@ def project(baked_default: Path, tmp_path: Path) -> Project:
     return install(fresh(baked_default, tmp_path / "out"), tmp_path / "venv")
 
 
+@pytest.fixture
+def validated(reproduced: Project, tmp_path: Path) -> Project:
+    """A copy of the reproduced default project: its model validated and committed (HEAD)."""
+    return install(fresh(reproduced.root, tmp_path / "out"), tmp_path / "venv")
+
+
 @pytest.fixture(params=FRAMEWORKS)
 def each_framework(
     request: pytest.FixtureRequest, bakes: dict[str, Path], tmp_path: Path
@@ -93,26 +99,26 @@ def ran(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
-def commit(project: Project, message: str) -> None:
-    project.run("git", "add", "-A")
-    project.run("git", "commit", "-qm", message)
-
-
-def test_repro_runs_every_stage_and_is_reproducible(each_framework: Project) -> None:
-    project = each_framework
-    first = project.dvc("repro")
-    assert ran(first.stdout) == STAGES
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_repro_runs_every_stage_and_is_reproducible(
+    framework: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The reproduced project of each framework (shared with the other tests that read it)."""
+    name = "reproduced" if framework == "default" else f"reproduced_{framework}"
+    project: Project = request.getfixturevalue(name)
     lock = (project.root / "dvc.lock").read_text()
     assert list(yaml.safe_load(lock)["stages"]) == STAGES
     assert gate_status(project) == PASSED
     assert "Data and pipelines are up to date." in project.dvc("repro").stdout
 
-    # A clean re-run: no outputs, and --force so every command really runs (no cache restore).
+    # A clean re-run in another folder: no outputs, and --force so every command really runs
+    # (no cache restore); nothing in the lock may depend on where the project is.
+    copy = install(fresh(project.root, tmp_path / "out"), tmp_path / "venv")
     for output in OUTPUTS:
-        project.run("rm", "-rf", output)
-    again = project.dvc("repro", "--force")
+        copy.run("rm", "-rf", output)
+    again = copy.dvc("repro", "--force")
     assert ran(again.stdout) == STAGES
-    assert (project.root / "dvc.lock").read_text() == lock
+    assert (copy.root / "dvc.lock").read_text() == lock
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
@@ -136,9 +142,9 @@ def test_training_curves_reach_mlflow_and_tensorboard(
         assert values == pytest.approx([value for _, value in points], rel=1e-6), tag
 
 
-def test_editing_the_schema_retrains_reexports_and_revalidates(project: Project) -> None:
+def test_editing_the_schema_retrains_reexports_and_revalidates(validated: Project) -> None:
     """A new category in the data contract must reach the served bundle, not just prepare."""
-    project.dvc("repro")
+    project = validated
     schema_file = project.root / "data" / "schema.yaml"
     schema = schema_file.read_text()
     assert "categories: [employed, self_employed, unemployed, retired]" in schema
@@ -522,9 +528,8 @@ def test_pytorch_trains_with_dp_sgd_and_the_gate_counts_opacus_epsilon_and_delta
     assert spent == sorted(spent) and 0.9 < spent[-1] <= 1.0
 
 
-def test_regression_against_the_baseline_model_fails(project: Project) -> None:
-    project.dvc("repro")
-    commit(project, "baseline model")
+def test_regression_against_the_baseline_model_fails(validated: Project) -> None:
+    project = validated  # HEAD: the baseline model
     params = project.root / "params.yaml"
     params.write_text(params.read_text().replace("C: 1.0", "C: 0.01"))
     project.dvc("repro")  # still within the absolute thresholds, so the pipeline passes...
@@ -557,12 +562,11 @@ def flip_labels(share: float) -> Callable[[Rows], Rows]:
     return change
 
 
-def test_the_baseline_is_scored_on_the_same_test_split(project: Project) -> None:
+def test_the_baseline_is_scored_on_the_same_test_split(validated: Project) -> None:
     """A data change that lowers every model's score must not fail a model that is no worse
     than the baseline on the same rows; the committed metrics (another split) would."""
-    project.dvc("repro")
+    project = validated  # HEAD: the baseline model
     committed = verdict(project)["metrics"]["accuracy"]
-    commit(project, "baseline model")
     edit_demo_data(project, flip_labels(0.02))
     project.run("make", "validate", "BASE=HEAD")
     now = verdict(project)

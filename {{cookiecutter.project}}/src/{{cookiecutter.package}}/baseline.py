@@ -25,10 +25,12 @@ from typing import Any
 
 import yaml
 
-from .config import Paths
-from .files import read_json, write_json
+from .config import Paths, ValidateParams
+from .files import md5, read_json, write_json
+from .gates import decide
+from .serve.bundle import read_manifest
 from .serve.model import OnnxModel
-from .verdict import Baseline
+from .verdict import Baseline, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +147,26 @@ def load(paths: Paths, score: Callable[[OnnxModel], dict[str, float]], split: st
             note=f"{found.note}, computed on {where}",
         )  # fmt: skip
     return found
+
+
+def judged(
+    paths: Paths,
+    gates: ValidateParams,
+    score: Callable[[OnnxModel], dict[str, float]],
+    inapplicable: dict[str, str],
+) -> Verdict:
+    """The verdict on the run's metrics and parity, and against the baseline scored by ``score``.
+
+    For tasks with no fairness, privacy or encryption gate: ``inapplicable`` says why.
+    """
+    split = md5(paths.test)
+    return decide(
+        read_json(paths.metrics),
+        {},
+        read_json(paths.parity),
+        gates,
+        load(paths, score, split),
+        model_sha256=read_manifest(paths.bundle)["model_sha256"],
+        test_split_md5=split,
+        inapplicable=inapplicable,
+    )

@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
-from .config import Bound, ParamsFile, ParityBound, StageError, ValidateParams, _Strict
+from .config import (
+    Bound,
+    LoopParams,
+    ParamsFile,
+    ParityBound,
+    StageError,
+    ValidateParams,
+    _Strict,
+)
 from .schema import ImageColumn, Schema
 
 DEMO = "sklearn:digits"  # ingest.source of the bundled demo: scikit-learn's 8x8 digits
@@ -121,6 +129,60 @@ def validation_split(images: Images, fraction: float, seed: int) -> tuple[Images
         np.arange(len(images)), test_size=fraction, random_state=seed, stratify=images.labels
     )
     return images.take(fit), images.take(val)
+
+
+class BackboneParams(LoopParams):
+    """``params.yaml: pretrain.train``: the backbone's shape and how it is pretrained.
+
+    Each framework adds the ``device`` it can train on.
+    """
+
+    filters: list[PositiveInt] = Field(min_length=1)  # channels of each block
+    dropout: float = Field(ge=0, lt=1)
+
+
+class FineTuneParams(LoopParams):
+    """``params.yaml: train``: fine-tuning a new head on the backbone."""
+
+    # The pretrain stage's folder, or a backbone checkpoint of your own (DVC-tracked).
+    backbone: Path = Path("models/backbone")
+    # The backbone's architecture from random weights, every block trained: the baseline
+    # fine-tuning is compared with.
+    from_scratch: bool = False
+    unfreeze: int = Field(default=0, ge=0)  # the backbone's last blocks trained with the head
+    dropout: float = Field(ge=0, lt=1)
+
+
+Arrays = tuple[np.ndarray, np.ndarray]  # float32 pixels, class indices
+
+
+def training_arrays(
+    images: Images, classes: list[int], fraction: float, seed: int
+) -> tuple[Arrays, Arrays]:
+    """The fitting and the validation share (stratified), labels as positions in ``classes``."""
+    index = {cls: position for position, cls in enumerate(classes)}
+
+    def arrays(part: Images) -> Arrays:
+        labels = np.vectorize(index.__getitem__, otypes=[np.int64])(part.labels)
+        return part.pixels.astype(np.float32), labels
+
+    fit, val = validation_split(images, fraction, seed)
+    return arrays(fit), arrays(val)
+
+
+def check_backbone(shape: list[int], schema: Schema) -> ImageColumn:
+    """The schema's image column, when a backbone reading images of ``shape`` fits it.
+
+    Raises:
+        StageError: the backbone reads images of another shape.
+    """
+    _, column = image_column(schema)
+    if shape != column.shape:
+        raise StageError(
+            f"params.yaml: train.backbone: reads images of shape {shape}, "
+            f"data/schema.yaml declares {column.shape} (height, width, channels)"
+        )
+    return column
 
 
 def image_column(schema: Schema) -> tuple[str, ImageColumn]:

@@ -16,7 +16,6 @@ by data the accountant does not see.
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 from collections.abc import Sequence
@@ -26,7 +25,6 @@ from typing import Literal
 
 import joblib
 import numpy as np
-import onnx
 import pandas as pd
 import torch
 from opacus import PrivacyEngine
@@ -36,11 +34,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from ..networks import NetworkParams, behind_preprocessing, matrix, training_arrays
-from ..onnx_graph import OPSET
 from ..schema import Schema
 from ..tabular import fitted_on_bounds
-from . import Progress, quiet
-from .torch_loop import device, fit_epochs
+from . import Progress
+from .torch_networks import device, exported, fit_epochs
 
 NAME = "pytorch"
 PREPROCESS_FILE = "preprocess.joblib"
@@ -200,19 +197,6 @@ def load(folder: Path) -> Model:
 
 def to_onnx(model: Model, schema: Schema) -> bytes:
     """The network with a softmax (``torch.onnx``) behind the preprocessing's graph."""
-    buffer = io.BytesIO()
-    with quiet("torch.onnx", "onnx_ir", "onnxscript"):
-        torch.onnx.export(
-            torch.nn.Sequential(model.network, torch.nn.Softmax(dim=1)).eval(),
-            (torch.zeros(2, model.network[0].in_features),),
-            buffer,
-            input_names=["features"],
-            output_names=["probabilities"],
-            dynamic_shapes=({0: torch.export.Dim("rows")},),
-            opset_version=OPSET,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
-    network_graph = onnx.load_from_string(buffer.getvalue())
+    example = torch.zeros(2, model.network[0].in_features)
+    network_graph = exported(model.network, example, "features")
     return behind_preprocessing(network_graph, model.preprocess, schema).SerializeToString()

@@ -13,47 +13,46 @@ schema's maximum itself, so the exported ONNX model takes raw pixel values.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import onnx
 import torch
-from pydantic import Field, PositiveInt
 
-from ..config import LoopParams, StageError
-from ..images import Images, image_column, validation_split
-from ..onnx_graph import OPSET, canonical_names, labelled
+from ..config import LoopParams
+from ..images import (
+    Arrays,
+    BackboneParams,
+    FineTuneParams,
+    Images,
+    check_backbone,
+    image_column,
+    training_arrays,
+)
+from ..onnx_graph import canonical_names, labelled
 from ..schema import Schema
-from . import Progress, quiet
-from .torch_loop import device, fit_epochs
+from . import Progress
+from .torch_networks import device, exported, fit_epochs
 
 NAME = "pytorch"
 BACKBONE_FILE = "backbone.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-class PretrainParams(LoopParams):
-    """``params.yaml: pretrain.train``: the backbone's shape and how it is pretrained."""
-
-    filters: list[PositiveInt] = Field(min_length=1)  # channels of each block
-    dropout: float = Field(ge=0, lt=1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+Device = Literal["auto", "cpu", "cuda", "mps"]
 
 
-class Params(LoopParams):
-    """``params.yaml: train``: fine-tuning a new head on the backbone."""
+class PretrainParams(BackboneParams):
+    """``params.yaml: pretrain.train``."""
 
-    # The pretrain stage's folder, or a backbone checkpoint of your own (DVC-tracked).
-    backbone: Path = Path("models/backbone")
-    # The backbone's architecture from random weights, every block trained: the baseline
-    # fine-tuning is compared with.
-    from_scratch: bool = False
-    unfreeze: int = Field(default=0, ge=0)  # the backbone's last blocks trained with the head
-    dropout: float = Field(ge=0, lt=1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
+
+
+class Params(FineTuneParams):
+    """``params.yaml: train``."""
+
+    device: Device = "auto"
 
 
 class ChannelsFirst(torch.nn.Module):
@@ -163,13 +162,10 @@ def _train(
     description: str,
 ) -> list[dict[str, float]]:
     """Train on a stratified split of ``images``; labels become positions in ``classes``."""
-    index = {cls: position for position, cls in enumerate(classes)}
-    fit, val = validation_split(images, params.validation_fraction, seed)
+    fit, val = training_arrays(images, classes, params.validation_fraction, seed)
 
-    def tensors(part: Images) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = np.vectorize(index.__getitem__, otypes=[np.int64])(part.labels)
-        pixels = torch.tensor(part.pixels.astype(np.float32), device=run_on)
-        return pixels, torch.tensor(labels, device=run_on)
+    def tensors(arrays: Arrays) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.tensor(arrays[0], device=run_on), torch.tensor(arrays[1], device=run_on)
 
     network.to(run_on)
     curves = fit_epochs(network, tensors(fit), tensors(val), params, seed, progress, description)
@@ -205,12 +201,7 @@ def fit(
     ``from_scratch``: the backbone's architecture from random weights, every block trained.
     """
     torch.manual_seed(seed)
-    _, column = image_column(schema)
-    if backbone.shape != column.shape:
-        raise StageError(
-            f"params.yaml: train.backbone: reads images of shape {backbone.shape}, "
-            f"data/schema.yaml declares {column.shape} (height, width, channels)"
-        )
+    column = check_backbone(backbone.shape, schema)
     unfreeze = params.unfreeze
     if params.from_scratch:
         backbone = Backbone(backbone_network(column.channels, backbone.filters),
@@ -310,20 +301,6 @@ def load(folder: Path) -> Model:
 def to_onnx(model: Model, schema: Schema) -> bytes:
     """The classifier with a softmax (``torch.onnx``): pixels in, label and probabilities out."""
     name, column = image_column(schema)
-    buffer = io.BytesIO()
-    with quiet("torch.onnx", "onnx_ir", "onnxscript"):
-        torch.onnx.export(
-            torch.nn.Sequential(model.network, torch.nn.Softmax(dim=1)).eval(),
-            (torch.zeros(2, *column.shape),),
-            buffer,
-            input_names=[name],
-            output_names=["probabilities"],
-            dynamic_shapes=({0: torch.export.Dim("rows")},),
-            opset_version=OPSET,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
-    exported = onnx.load_from_string(buffer.getvalue())
-    canonical_names(exported.graph)
-    return labelled(exported, model.classes).SerializeToString()
+    exported_graph = exported(model.network, torch.zeros(2, *column.shape), name)
+    canonical_names(exported_graph.graph)
+    return labelled(exported_graph, model.classes).SerializeToString()

@@ -3,7 +3,7 @@
 Keras runs on the TensorFlow backend, written the ``keras.Sequential`` / ``model.fit`` way
 TensorFlow users expect. The preprocessing (standardized numbers, one-hot categories) is
 fitted on the training rows and the network learns on its output, with a stratified
-validation split for :mod:`.keras_loop`'s early stopping. Export converts the network with
+validation split for :mod:`.keras_networks`' early stopping. Export converts the network with
 tf2onnx and joins it to the preprocessing's ONNX graph, so serving feeds raw feature values
 and needs neither TensorFlow nor scikit-learn.
 """
@@ -24,14 +24,12 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-import tf2onnx
 from sklearn.compose import ColumnTransformer
 
 from ..networks import NetworkParams, behind_preprocessing, matrix, training_arrays
-from ..onnx_graph import OPSET, probabilities_out
 from ..schema import Schema
-from . import Progress, quiet
-from .keras_loop import device, fit_epochs, seeded
+from . import Progress
+from .keras_networks import device, exported, fit_epochs, seeded
 
 NAME = "tensorflow"
 PREPROCESS_FILE = "preprocess.joblib"
@@ -139,16 +137,6 @@ def load(folder: Path) -> Model:
 
 
 def to_onnx(model: Model, schema: Schema) -> bytes:
-    """The network (tf2onnx) behind the preprocessing's graph.
-
-    Converted as a ``tf.function``: tf2onnx's ``from_keras`` cannot read Keras 3 models
-    (tensorflow-onnx#2329).
-    """
-    signature = [tf.TensorSpec([None, model.network.input_shape[-1]], tf.float32, "features")]
-    forward = tf.function(lambda features: model.network(features, training=False))
-    with quiet("tf2onnx"):
-        converted, _ = tf2onnx.convert.from_function(
-            forward, input_signature=signature, opset=OPSET
-        )
-    probabilities_out(converted)  # named after TensorFlow's last op
+    """The network (tf2onnx) behind the preprocessing's graph."""
+    converted = exported(model.network, "features")
     return behind_preprocessing(converted, model.preprocess, schema).SerializeToString()

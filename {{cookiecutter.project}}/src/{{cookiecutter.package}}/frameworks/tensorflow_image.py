@@ -25,40 +25,39 @@ import joblib
 import keras
 import numpy as np
 import tensorflow as tf
-import tf2onnx
-from pydantic import Field, PositiveInt
 
-from ..config import LoopParams, StageError
-from ..images import Images, image_column, validation_split
-from ..onnx_graph import OPSET, canonical_names, labelled, probabilities_out
+from ..config import LoopParams
+from ..images import (
+    BackboneParams,
+    FineTuneParams,
+    Images,
+    check_backbone,
+    image_column,
+    training_arrays,
+)
+from ..onnx_graph import canonical_names, labelled
 from ..schema import Schema
-from . import Progress, quiet
-from .keras_loop import device, fit_epochs, seeded
+from . import Progress
+from .keras_networks import device, exported, fit_epochs, seeded
 
 NAME = "tensorflow"
 BACKBONE_FILE = "backbone.joblib"
 CHECKPOINT_FILE = "network.joblib"
 
 
-class PretrainParams(LoopParams):
-    """``params.yaml: pretrain.train``: the backbone's shape and how it is pretrained."""
-
-    filters: list[PositiveInt] = Field(min_length=1)  # channels of each block
-    dropout: float = Field(ge=0, lt=1)
-    device: Literal["auto", "cpu", "gpu"] = "auto"
+Device = Literal["auto", "cpu", "gpu"]
 
 
-class Params(LoopParams):
-    """``params.yaml: train``: fine-tuning a new head on the backbone."""
+class PretrainParams(BackboneParams):
+    """``params.yaml: pretrain.train``."""
 
-    # The pretrain stage's folder, or a backbone checkpoint of your own (DVC-tracked).
-    backbone: Path = Path("models/backbone")
-    # The backbone's architecture from random weights, every block trained: the baseline
-    # fine-tuning is compared with.
-    from_scratch: bool = False
-    unfreeze: int = Field(default=0, ge=0)  # the backbone's last blocks trained with the head
-    dropout: float = Field(ge=0, lt=1)
-    device: Literal["auto", "cpu", "gpu"] = "auto"
+    device: Device = "auto"
+
+
+class Params(FineTuneParams):
+    """``params.yaml: train``."""
+
+    device: Device = "auto"
 
 
 @dataclass
@@ -151,14 +150,8 @@ def _train(
     seed: int,
 ) -> list[dict[str, float]]:
     """Train on a stratified split of ``images``; labels become positions in ``classes``."""
-    index = {cls: position for position, cls in enumerate(classes)}
-    fit, val = validation_split(images, params.validation_fraction, seed)
-
-    def arrays(part: Images) -> tuple[np.ndarray, np.ndarray]:
-        labels = np.vectorize(index.__getitem__, otypes=[np.int64])(part.labels)
-        return part.pixels.astype(np.float32), labels
-
-    return fit_epochs(network, arrays(fit), arrays(val), params, progress)
+    fit, val = training_arrays(images, classes, params.validation_fraction, seed)
+    return fit_epochs(network, fit, val, params, progress)
 
 
 def pretrain(images: Images, schema: Schema, params: PretrainParams, seed: int) -> Backbone:
@@ -189,12 +182,7 @@ def fit(
     ``from_scratch``: the backbone's architecture from random weights, every block trained.
     """
     seeded(seed)
-    _, column = image_column(schema)
-    if backbone.shape != column.shape:
-        raise StageError(
-            f"params.yaml: train.backbone: reads images of shape {backbone.shape}, "
-            f"data/schema.yaml declares {column.shape} (height, width, channels)"
-        )
+    column = check_backbone(backbone.shape, schema)
     unfreeze = params.unfreeze
     classes = schema.target.classes
     with tf.device(device(params.device)):
@@ -303,18 +291,7 @@ def load(folder: Path) -> Model:
 
 
 def to_onnx(model: Model, schema: Schema) -> bytes:
-    """The classifier (tf2onnx): pixels in, label and probabilities out.
-
-    Converted as a ``tf.function``: tf2onnx's ``from_keras`` cannot read Keras 3 models
-    (tensorflow-onnx#2329).
-    """
-    name, column = image_column(schema)
-    signature = [tf.TensorSpec([None, *column.shape], tf.float32, name)]
-    forward = tf.function(lambda image: model.network(image, training=False))
-    with quiet("tf2onnx"):
-        converted, _ = tf2onnx.convert.from_function(
-            forward, input_signature=signature, opset=OPSET
-        )
-    probabilities_out(converted)  # named after TensorFlow's last op
+    """The classifier (tf2onnx): pixels in, label and probabilities out."""
+    converted = exported(model.network, image_column(schema)[0])
     canonical_names(converted.graph)
     return labelled(converted, model.classes).SerializeToString()

@@ -13,12 +13,9 @@ import numpy as np
 from .. import baseline, environment
 from ..config import Paths
 from ..environment import AgentParams
-from ..files import md5, read_json
 from ..frameworks import rllib
-from ..gates import decide
 from ..publish import card_header, publish_verdict, verdict_line
 from ..report import render
-from ..serve.bundle import read_manifest
 from ..serve.model import OnnxModel
 from ..verdict import Verdict
 
@@ -72,15 +69,5 @@ def run(params: AgentParams, paths: Paths) -> None:
 
         return environment.return_metrics(environment.episodes(env, act, seeds)[0])
 
-    split = md5(paths.test)
-    verdict = decide(
-        read_json(paths.metrics),
-        {},
-        read_json(paths.parity),
-        params.validate_.gates(),
-        baseline.load(paths, score, split),
-        model_sha256=read_manifest(paths.bundle)["model_sha256"],
-        test_split_md5=split,
-        inapplicable=INAPPLICABLE,
-    )
+    verdict = baseline.judged(paths, params.validate_.gates(), score, INAPPLICABLE)
     publish_verdict(paths, verdict, render(verdict), model_card(params, verdict))

@@ -10,14 +10,13 @@ import json
 
 from .. import baseline
 from ..config import Paths
-from ..files import md5, read_json
-from ..gates import decide
+from ..files import read_json
 from ..images import ImageParams, Images, image_column
 from ..metrics import classification_metrics
 from ..publish import card_header, publish_verdict, verdict_line
 from ..report import render
 from ..schema import Schema
-from ..serve.bundle import METADATA_FILE, read_manifest
+from ..serve.bundle import METADATA_FILE
 from ..serve.model import OnnxModel
 from ..verdict import Verdict
 
@@ -68,17 +67,7 @@ def run(params: ImageParams, paths: Paths) -> None:
         probabilities = model.predict_columns(columns).probabilities
         return classification_metrics(test.labels, probabilities, schema)
 
-    split = md5(paths.test)
-    verdict = decide(
-        read_json(paths.metrics),
-        {},
-        read_json(paths.parity),
-        params.validate_.gates(),
-        baseline.load(paths, score, split),
-        model_sha256=read_manifest(paths.bundle)["model_sha256"],
-        test_split_md5=split,
-        inapplicable=INAPPLICABLE,
-    )
+    verdict = baseline.judged(paths, params.validate_.gates(), score, INAPPLICABLE)
     framework = read_json(paths.bundle / METADATA_FILE)["framework"]
     card = model_card(params, schema, framework, verdict)
     publish_verdict(paths, verdict, render(verdict), card)

@@ -1,18 +1,21 @@
-"""The PyTorch training loop every task's network shares: seeded mini-batches, early stopping.
+"""What every task's PyTorch network shares: the device, the training loop, the ONNX export.
 
-Deterministic on CPU: batches are drawn from a generator seeded by the caller, and the
-best epoch's weights (lowest validation loss) are restored when training ends.
+The loop is deterministic on CPU: batches are drawn from a generator seeded by the caller,
+and the best epoch's weights (lowest validation loss) are restored when training ends.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 
+import onnx
 import torch
 from tqdm.auto import tqdm
 
 from ..config import LoopParams
-from . import Progress
+from ..onnx_graph import OPSET
+from . import Progress, quiet
 
 
 def device(choice: str) -> torch.device:
@@ -82,3 +85,25 @@ def fit_epochs(
                 break
     model.load_state_dict(best_state)
     return curves
+
+
+def exported(network: torch.nn.Module, example: torch.Tensor, input_name: str) -> onnx.ModelProto:
+    """``network`` (logits out) with a softmax, through ``torch.onnx``: ``probabilities`` out.
+
+    ``example`` is a batch of two inputs; the exported graph takes any number of rows.
+    """
+    buffer = io.BytesIO()
+    with quiet("torch.onnx", "onnx_ir", "onnxscript"):
+        torch.onnx.export(
+            torch.nn.Sequential(network, torch.nn.Softmax(dim=1)).eval(),
+            (example,),
+            buffer,
+            input_names=[input_name],
+            output_names=["probabilities"],
+            dynamic_shapes=({0: torch.export.Dim("rows")},),
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    return onnx.load_from_string(buffer.getvalue())

@@ -1,4 +1,4 @@
-"""The Keras training loop every task's network shares: ``model.fit`` with early stopping.
+"""What every task's Keras network shares: seeding, the device, ``model.fit``, the ONNX export.
 
 Keras runs on the TensorFlow backend. Training is seeded and deterministic on CPU
 (TensorFlow's op determinism): shuffled mini-batches, early stopping on the validation loss
@@ -14,10 +14,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no start-up banners in the
 
 import keras
 import numpy as np
+import onnx
 import tensorflow as tf
+import tf2onnx
 
 from ..config import LoopParams
-from . import Progress
+from ..onnx_graph import OPSET, probabilities_out
+from . import Progress, quiet
 
 
 def seeded(seed: int) -> None:
@@ -77,3 +80,19 @@ def _curve(logs: dict[str, float]) -> dict[str, float]:
         "val_loss": float(logs["val_loss"]),
         "val_accuracy": float(logs["val_accuracy"]),
     }
+
+
+def exported(network: keras.Model, input_name: str) -> onnx.ModelProto:
+    """``network`` (probabilities out) through tf2onnx: ``probabilities`` out, any rows in.
+
+    Converted as a ``tf.function``: tf2onnx's ``from_keras`` cannot read Keras 3 models
+    (tensorflow-onnx#2329).
+    """
+    signature = [tf.TensorSpec([None, *network.input_shape[1:]], tf.float32, input_name)]
+    forward = tf.function(lambda inputs: network(inputs, training=False))
+    with quiet("tf2onnx"):
+        converted, _ = tf2onnx.convert.from_function(
+            forward, input_signature=signature, opset=OPSET
+        )
+    probabilities_out(converted)  # named after TensorFlow's last op
+    return converted
