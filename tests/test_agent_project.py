@@ -11,27 +11,22 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from .baking import Project, edit_params, failing_repro, fresh, install
-from .test_pipeline import CURVES, gate_status, ran, verdict
+from .test_pipeline import (
+    CURVES,
+    PASSED_WITHOUT_GROUPS,
+    forced_rerun_elsewhere_writes_the_same_lock,
+    gate_status,
+    params_of,
+    ran,
+    verdict,
+)
 
 pytestmark = pytest.mark.e2e
 
 STAGES = ["train", "evaluate", "export", "validate"]
-PASSED = {
-    "thresholds": "passed",
-    "baseline": "skipped",
-    "fairness": "not_applicable",
-    "onnx_parity": "passed",
-    "encrypted": "not_applicable",
-    "privacy": "not_applicable",
-}
 GENERATED_TESTS = 22  # tests/test_agent.py 17 + tests/test_dvc_dependencies.py 5
-
-
-def params(project: Project) -> dict:
-    return yaml.safe_load((project.root / "params.yaml").read_text())
 
 
 def test_ppo_reaches_the_demo_threshold_and_a_forced_rerun_writes_the_same_lock(
@@ -39,10 +34,10 @@ def test_ppo_reaches_the_demo_threshold_and_a_forced_rerun_writes_the_same_lock(
 ) -> None:
     project = reproduced_rllib
     metrics = json.loads((project.root / "metrics/metrics.json").read_text())
-    threshold = params(project)["validate"]["thresholds"]["mean_return"]["min"]
+    threshold = params_of(project)["validate"]["thresholds"]["mean_return"]["min"]
     assert metrics["episodes"] == 10
     assert metrics["mean_return"] >= threshold
-    assert gate_status(project) == PASSED
+    assert gate_status(project) == PASSED_WITHOUT_GROUPS
     parity = json.loads((project.root / "metrics/parity.json").read_text())
     assert parity["label_agreement"] == 1.0
     assert parity["max_abs_diff"] <= 1e-4
@@ -51,11 +46,7 @@ def test_ppo_reaches_the_demo_threshold_and_a_forced_rerun_writes_the_same_lock(
     assert len(recorded) - 1 == parity["rows"] == round(metrics["mean_return"] * 10)
     assert "Data and pipelines are up to date." in project.dvc("repro").stdout
 
-    copy = install(fresh(project.root, tmp_path / "out"), tmp_path / "venv")
-    lock = (copy.root / "dvc.lock").read_text()
-    again = copy.dvc("repro", "--force")
-    assert ran(again.stdout) == STAGES
-    assert (copy.root / "dvc.lock").read_text() == lock
+    forced_rerun_elsewhere_writes_the_same_lock(project, tmp_path, STAGES)
 
 
 def test_training_curves_reach_mlflow_and_tensorboard_per_iteration(
@@ -65,7 +56,7 @@ def test_training_curves_reach_mlflow_and_tensorboard_per_iteration(
     logged = json.loads(project.run(project.python, "-c", CURVES).stdout)
     tags = {"episode_return_mean", "episode_len_mean", "policy_loss", "entropy"}
     assert set(logged["tensorboard"]) == tags
-    iterations = params(project)["train"]["iterations"]
+    iterations = params_of(project)["train"]["iterations"]
     for tag, points in logged["tensorboard"].items():
         assert [step for step, _ in points] == list(range(1, iterations + 1))
         values = [value for _, value in logged["mlflow"][tag]]
@@ -85,9 +76,9 @@ def test_a_policy_trained_for_one_iteration_is_rejected_by_the_return_gate(
     edit_params(project.root, "train", iterations=1)
     result = failing_repro(project)
     assert ran(result.stdout) == STAGES
-    threshold = params(project)["validate"]["thresholds"]["mean_return"]["min"]
+    threshold = params_of(project)["validate"]["thresholds"]["mean_return"]["min"]
     assert "model rejected by gate(s): thresholds (mean_return)" in result.stdout + result.stderr
-    assert gate_status(project) == {**PASSED, "thresholds": "failed"}
+    assert gate_status(project) == {**PASSED_WITHOUT_GROUPS, "thresholds": "failed"}
     [check] = next(g for g in verdict(project)["gates"] if g["name"] == "thresholds")["checks"]
     assert check["name"] == "mean_return"
     assert check["value"] < threshold

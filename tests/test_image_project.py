@@ -12,22 +12,20 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from .baking import Project, fresh, install
-from .test_pipeline import CURVES, gate_status, ran, verdict
+from .test_pipeline import (
+    CURVES,
+    PASSED_WITHOUT_GROUPS,
+    forced_rerun_elsewhere_writes_the_same_lock,
+    gate_status,
+    params_of,
+    verdict,
+)
 
 pytestmark = pytest.mark.e2e
 
 STAGES = ["ingest", "prepare", "pretrain", "train", "evaluate", "export", "validate"]
-PASSED = {
-    "thresholds": "passed",
-    "baseline": "skipped",
-    "fairness": "not_applicable",
-    "onnx_parity": "passed",
-    "encrypted": "not_applicable",
-    "privacy": "not_applicable",
-}
 GENERATED_TESTS = 28  # tests/test_images.py 20 + tests/test_dvc_dependencies.py 8
 RUNS = """
 import json, mlflow
@@ -46,28 +44,20 @@ def reproduced_image(request: pytest.FixtureRequest) -> Project:
     return request.getfixturevalue(f"reproduced_image_{request.param}")
 
 
-def params(project: Project) -> dict:
-    return yaml.safe_load((project.root / "params.yaml").read_text())
-
-
 def test_fine_tuning_passes_the_gates_and_a_forced_rerun_writes_the_same_lock(
     reproduced_image: Project, tmp_path: Path
 ) -> None:
     project = reproduced_image
     metrics = json.loads((project.root / "metrics/metrics.json").read_text())
-    for name, bound in params(project)["validate"]["thresholds"].items():
+    for name, bound in params_of(project)["validate"]["thresholds"].items():
         assert metrics[name] >= bound["min"], name
-    assert gate_status(project) == PASSED
+    assert gate_status(project) == PASSED_WITHOUT_GROUPS
     parity = json.loads((project.root / "metrics/parity.json").read_text())
     assert parity == {"label_agreement": 1.0, "max_abs_diff": parity["max_abs_diff"], "rows": 450}
     assert parity["max_abs_diff"] <= 1e-4
     assert "Data and pipelines are up to date." in project.dvc("repro").stdout
 
-    copy = install(fresh(project.root, tmp_path / "out"), tmp_path / "venv")
-    lock = (copy.root / "dvc.lock").read_text()
-    again = copy.dvc("repro", "--force")
-    assert ran(again.stdout) == STAGES
-    assert (copy.root / "dvc.lock").read_text() == lock
+    forced_rerun_elsewhere_writes_the_same_lock(project, tmp_path, STAGES)
 
 
 def test_the_backbones_lineage_and_the_curves_reach_mlflow(reproduced_image: Project) -> None:
@@ -117,7 +107,7 @@ def test_a_model_fine_tuned_on_shuffled_labels_is_rejected_by_the_gates(
     result = project.cli("validate", check=False)
     assert result.returncode == 1
     assert "model rejected by gate(s): thresholds (accuracy, f1)" in result.stderr
-    assert gate_status(project) == {**PASSED, "thresholds": "failed"}
+    assert gate_status(project) == {**PASSED_WITHOUT_GROUPS, "thresholds": "failed"}
     checks = next(g for g in verdict(project)["gates"] if g["name"] == "thresholds")["checks"]
     assert {check["name"]: check["value"] < 0.3 for check in checks} == {
         "accuracy": True,

@@ -46,6 +46,8 @@ PASSED = {
     "encrypted": "not_applicable",
     "privacy": "not_applicable",
 }
+# The gates of the image and agent tasks, which declare no groups to compare.
+PASSED_WITHOUT_GROUPS = {**PASSED, "fairness": "not_applicable"}
 CURVES = """
 import json, mlflow
 from pathlib import Path
@@ -111,14 +113,26 @@ def test_repro_runs_every_stage_and_is_reproducible(
     assert gate_status(project) == PASSED
     assert "Data and pipelines are up to date." in project.dvc("repro").stdout
 
-    # A clean re-run in another folder: no outputs, and --force so every command really runs
-    # (no cache restore); nothing in the lock may depend on where the project is.
+    # A clean re-run: no outputs, and --force so every command really runs (no cache restore).
+    forced_rerun_elsewhere_writes_the_same_lock(project, tmp_path, STAGES, removed=OUTPUTS)
+
+
+def forced_rerun_elsewhere_writes_the_same_lock(
+    project: Project, tmp_path: Path, stages: list[str], removed: list[str] | None = None
+) -> None:
+    """``dvc repro --force`` in a copy in another folder (``removed`` outputs deleted first)
+    runs ``stages`` and writes the same ``dvc.lock``: nothing in it depends on the folder."""
+    lock = (project.root / "dvc.lock").read_text()
     copy = install(fresh(project.root, tmp_path / "out"), tmp_path / "venv")
-    for output in OUTPUTS:
+    for output in removed or []:
         copy.run("rm", "-rf", output)
     again = copy.dvc("repro", "--force")
-    assert ran(again.stdout) == STAGES
+    assert ran(again.stdout) == stages
     assert (copy.root / "dvc.lock").read_text() == lock
+
+
+def params_of(project: Project) -> dict:
+    return yaml.safe_load((project.root / "params.yaml").read_text())
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
